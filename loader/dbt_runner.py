@@ -1,0 +1,45 @@
+"""Runs dbt in-process against the configured database (saves the start-up of a new interpreter per call)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from loader.config import Settings
+from loader.errors import LoaderError
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_dbt(settings: Settings, args: list[str]) -> bool:
+    """`dbt ARGS` with --project-dir and --profiles-dir filled in; True when dbt succeeded."""
+    from dbt.cli.main import dbtRunner
+
+    project_dir = settings.dbt_project_dir
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise LoaderError(f"no dbt project at {project_dir}; set DBT_PROJECT_DIR")
+    profiles_dir = os.environ.get("DBT_PROFILES_DIR") or str(project_dir)
+    full_args = list(args)
+    command_words = {"--project-dir": str(project_dir), "--profiles-dir": profiles_dir}
+    if full_args and full_args[0] not in ("deps", "init", "--version"):
+        for flag, value in command_words.items():
+            if flag not in full_args:
+                full_args += [flag, value]
+    with _environment(settings.dbt_environment()):
+        result = dbtRunner().invoke(full_args)
+    if result.exception is not None:
+        raise LoaderError(f"dbt {' '.join(args[:1])} could not run: {' '.join(str(result.exception).split())[:300]}")
+    return bool(result.success)

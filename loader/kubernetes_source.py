@@ -1,0 +1,117 @@
+"""Lists single-user pods with the official Kubernetes client; returns them as kubectl-style dicts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from loader.errors import KubernetesError
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+RUNNING_ONLY = "status.phase=Running"
+
+
+def api_client(request_timeout: float) -> client.ApiClient:
+    """In-cluster configuration when running in a pod, else KUBECONFIG or ~/.kube/config."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException:
+        try:
+            config.load_kube_config(
+                    config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+                )
+        except (ConfigException, OSError) as error:
+            raise KubernetesError(
+                f"no Kubernetes configuration found ({_one_line(error)}); "
+                "run inside the cluster with a service account or set KUBECONFIG"
+            ) from None
+    # Our own loop retries, with backoff and a bound; urllib3's silent retries would hide attempts.
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def list_running_pods(
+    api: client.ApiClient,
+    *,
+    namespaces: tuple[str, ...],
+    selector: str,
+    request_timeout: float,
+    attempts: int = 4,
+    backoff_seconds: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    core = client.CoreV1Api(api)
+    pods: list[dict[str, Any]] = []
+    for namespace in namespaces or (None,):
+        continue_token = None
+        while True:
+            page = _with_retries(
+                lambda: _list_page(core, namespace, selector, continue_token, request_timeout),
+                what=f"listing pods in {'namespace ' + namespace if namespace else 'all namespaces'}",
+                attempts=attempts,
+                backoff_seconds=backoff_seconds,
+                sleep=sleep,
+            )
+            pods.extend(api.sanitize_for_serialization(item) for item in page.items or [])
+            continue_token = page.metadata._continue if page.metadata else None
+            if not continue_token:
+                break
+    return pods
+
+
+def _list_page(core: client.CoreV1Api, namespace: str | None, selector: str, continue_token: str | None, timeout: float):
+    kwargs: dict[str, Any] = {
+        "label_selector": selector,
+        "field_selector": RUNNING_ONLY,
+        "limit": PAGE_SIZE,
+        "_request_timeout": timeout,
+    }
+    if continue_token:
+        kwargs["_continue"] = continue_token
+    if namespace:
+        return core.list_namespaced_pod(namespace, **kwargs)
+    return core.list_pod_for_all_namespaces(**kwargs)
+
+
+def _with_retries(call, *, what: str, attempts: int, backoff_seconds: float, sleep: Callable[[float], None]):
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ApiException as error:
+            if error.status in (401, 403):
+                kind = "credentials were rejected (401)" if error.status == 401 else "access denied (403)"
+                raise KubernetesError(
+                    f"Kubernetes API {kind} while {what}; check the service account token or kubeconfig "
+                    "and that RBAC allows get and list on pods"
+                ) from None
+            if error.status is not None and error.status < 500 and error.status != 429:
+                raise KubernetesError(
+                    f"Kubernetes API answered {error.status} {error.reason} while {what}; check --namespace and --selector"
+                ) from None
+            cause = f"HTTP {error.status} {error.reason}"
+        except urllib3.exceptions.HTTPError as error:
+            cause = _one_line(error)
+        if attempt == attempts:
+            raise KubernetesError(
+                f"Kubernetes API failed {attempts} times while {what} (last: {cause}); "
+                "check that the API server is reachable and healthy"
+            )
+        delay = min(backoff_seconds * 2 ** (attempt - 1), 30.0)
+        log.warning("%s failed (%s); retrying in %.1f s (attempt %d of %d)", what, cause, delay, attempt, attempts)
+        sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__

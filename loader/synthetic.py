@@ -1,0 +1,263 @@
+"""A realistic synthetic JupyterHub: pod lists as `kubectl get pods -o json` would show them every 5 minutes.
+
+Deterministic for a seed and an end time, so a demo re-run on the same day replays the same pods
+(and records nothing twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+STEP = timedelta(minutes=5)
+NAMESPACE = "jhub"
+GPU_NODES = ["gpu-a100-01", "gpu-a100-02", "gpu-a100-03", "gpu-v100-01", "gpu-v100-02"]
+CPU_NODES = [f"cpu-standard-{n:02d}" for n in range(1, 7)]
+# (registry/path/name, versions released over time, wants a GPU)
+IMAGES = [
+    ("quay.io/jupyter/scipy-notebook", ["2026-09-01", "2026-10-13"], False),
+    ("quay.io/jupyter/datascience-notebook", ["2026-09-01", "2026-10-13"], False),
+    ("quay.io/jupyter/r-notebook", ["2026-08-04"], False),
+    ("registry.example.edu:5000/rcs/pytorch-notebook", ["2.4-cuda12", "2.5-cuda12"], True),
+    ("registry.example.edu:5000/rcs/tensorflow-notebook", ["2.17-gpu"], True),
+    ("ghcr.io/example-univ/courses/cs101-notebook", ["fall2026", "latest"], False),
+]
+FIRST_NAMES = [
+    "Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gabriel", "Hana", "Ivan", "Jia", "Kofi", "Lena", "Mateo",
+    "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wei", "Ximena", "Yusuf", "Zoë",
+    "José", "Siobhán", "Łukasz", "Ngozi",
+]
+LAST_NAMES = [
+    "Garcia", "Smith", "Nguyen", "Okafor", "Kowalski", "Müller", "Patel", "Kim", "O'Brien", "Rossi", "Silva",
+    "Haddad", "Tanaka", "Johansson", "Novak", "Mensah", "Ivanova", "Dubois", "López", "Chen",
+]
+EMAIL_DOMAIN = "example.edu"
+
+
+@dataclass(frozen=True)
+class SyntheticUser:
+    email: str
+    first_name: str
+    last_name: str
+    active_days_per_week: float
+    mean_session_hours: float
+    gpu_share: float
+    image_preference: tuple[int, ...]
+    uses_named_servers: bool
+    pod_shape: str  # "ks7" (annotation, safe slug), "ks6" (escaped name), "env" (no annotation), "none"
+
+
+@dataclass(frozen=True)
+class SyntheticPod:
+    user: SyntheticUser
+    pod_name: str
+    server_name: str
+    uid: str
+    node_name: str
+    image: str
+    gpus: int
+    created_at: datetime
+    ends_at: datetime
+
+
+def _ascii(text: str) -> str:
+    replacements = {"é": "e", "á": "a", "ó": "o", "ë": "e", "ü": "u", "ł": "l", "Ł": "L", "'": ""}
+    return "".join(replacements.get(char, char) for char in text)
+
+
+def escape_kubespawner6(name: str) -> str:
+    """KubeSpawner 6 (escapism): every character outside [a-z0-9] becomes '-' and its hex code."""
+    safe = set(string.ascii_lowercase + string.digits)
+    return "".join(char if char in safe else "".join(f"-{byte:02x}" for byte in char.encode()) for char in name)
+
+
+def safe_slug_kubespawner7(name: str) -> str:
+    """KubeSpawner 7 safe slug: lower-case [a-z0-9-], with a hash suffix when anything was changed."""
+    slug = "".join(char if char in string.ascii_lowercase + string.digits + "-" else "-" for char in name.lower())
+    slug = "-".join(filter(None, slug.split("-")))
+    if slug == name:
+        return slug
+    return f"{slug[:40]}---{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def make_users(count: int, rng: random.Random) -> list[SyntheticUser]:
+    users = []
+    for index in range(count):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        local = f"{_ascii(first)}.{_ascii(last)}{index}".lower()
+        shape = rng.choices(["ks7", "ks6", "env", "none"], weights=[68, 22, 7, 3])[0]
+        users.append(
+            SyntheticUser(
+                email=f"{local}@{EMAIL_DOMAIN}",
+                first_name=first,
+                last_name=last,
+                active_days_per_week=rng.choice([0.5, 1, 2, 3, 4, 5, 6]),
+                mean_session_hours=rng.choice([0.5, 1, 1.5, 2, 3, 5, 8]),
+                gpu_share=rng.choice([0.0, 0.0, 0.1, 0.3, 0.7, 1.0]),
+                image_preference=tuple(rng.sample(range(len(IMAGES)), 3)),
+                uses_named_servers=rng.random() < 0.2,
+                pod_shape=shape,
+            )
+        )
+    return users
+
+
+def _pod_name(user: SyntheticUser, server_name: str) -> str:
+    username = user.email
+    base = escape_kubespawner6(username) if user.pod_shape == "ks6" else safe_slug_kubespawner7(username)
+    return f"jupyter-{base}" + (f"--{server_name}" if server_name else "")
+
+
+def make_pods(users: list[SyntheticUser], start: datetime, end: datetime, rng: random.Random) -> list[SyntheticPod]:
+    pods: list[SyntheticPod] = []
+    days = (end - start).days
+    for user in users:
+        for day in range(days):
+            midnight = start + timedelta(days=day)
+            weekend = midnight.weekday() >= 5
+            if rng.random() > user.active_days_per_week / 7 * (0.4 if weekend else 1.15):
+                continue
+            for _ in range(rng.choice([1, 1, 1, 2])):
+                # Daily rhythm: most sessions start mid-morning to late afternoon (UTC-6 campus).
+                hour = min(max(rng.gauss(15, 3.0), 0), 23.5)
+                begin = midnight + timedelta(minutes=int(hour * 60) // 5 * 5)
+                hours = max(rng.lognormvariate(0, 0.7) * user.mean_session_hours, 5 / 60)
+                finish = begin + timedelta(minutes=int(hours * 60) // 5 * 5 + 5)
+                gpu = rng.random() < user.gpu_share
+                candidates = [i for i in user.image_preference if IMAGES[i][2] == gpu] or [
+                    i for i, image in enumerate(IMAGES) if image[2] == gpu
+                ]
+                image_name, versions, _ = IMAGES[candidates[0] if rng.random() < 0.7 else rng.choice(candidates)]
+                # Newer versions appear half-way through the period.
+                version = versions[-1] if begin >= start + (end - start) / 2 else versions[0]
+                server_name = rng.choice(["gpu-lab", "thesis", "course"]) if user.uses_named_servers and rng.random() < 0.5 else ""
+                node = rng.choice(GPU_NODES if gpu else CPU_NODES)
+                segments = [(begin, finish)]
+                if rng.random() < 0.08 and finish - begin > timedelta(minutes=40):
+                    # A restart: the pod is deleted and spawned again 10 minutes later, same name, new uid.
+                    middle = begin + (finish - begin) / 2
+                    segments = [(begin, middle), (middle + timedelta(minutes=10), finish)]
+                for segment_start, segment_end in segments:
+                    pods.append(
+                        SyntheticPod(
+                            user=user,
+                            pod_name=_pod_name(user, server_name),
+                            server_name=server_name,
+                            uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                            node_name=node,
+                            image=f"{image_name}:{version}" if version != "latest" else image_name,
+                            gpus=(2 if rng.random() < 0.15 else 1) if gpu else 0,
+                            created_at=segment_start - timedelta(seconds=rng.randint(20, 90)),
+                            ends_at=segment_end,
+                        )
+                    )
+    pods.sort(key=lambda pod: pod.created_at)
+    return _without_overlaps(pods)
+
+
+def _without_overlaps(pods: list[SyntheticPod]) -> list[SyntheticPod]:
+    """A user cannot run two pods of the same name at once: keep the first."""
+    busy_until: dict[str, datetime] = {}
+    kept = []
+    for pod in pods:
+        if busy_until.get(pod.pod_name, datetime.min.replace(tzinfo=timezone.utc)) >= pod.created_at:
+            continue
+        busy_until[pod.pod_name] = pod.ends_at
+        kept.append(pod)
+    return kept
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_document(pod: SyntheticPod) -> dict[str, Any]:
+    user = pod.user
+    labels = {
+        "app": "jupyterhub",
+        "component": "singleuser-server",
+        "heritage": "jupyterhub",
+        "release": "jhub",
+        "chart": "jupyterhub-4.1.0",
+        "hub.jupyter.org/network-access-hub": "true",
+        "hub.jupyter.org/servername": pod.server_name,
+    }
+    annotations: dict[str, str] = {"hub.jupyter.org/servername": pod.server_name}
+    env = [{"name": "JUPYTERHUB_SERVICE_PREFIX", "value": f"/user/{user.email}/{pod.server_name}"}]
+    if user.pod_shape in ("ks7", "ks6"):
+        labels["hub.jupyter.org/username"] = (
+            escape_kubespawner6(user.email) if user.pod_shape == "ks6" else safe_slug_kubespawner7(user.email)
+        )
+        annotations["hub.jupyter.org/username"] = user.email
+        env.append({"name": "JUPYTERHUB_USER", "value": user.email})
+    elif user.pod_shape == "env":
+        env.append({"name": "JUPYTERHUB_USER", "value": user.email})
+    resources: dict[str, Any] = {
+        "requests": {"cpu": "2" if pod.gpus else "500m", "memory": "16Gi" if pod.gpus else "2G"},
+        "limits": {"cpu": "8" if pod.gpus else "2", "memory": "32Gi" if pod.gpus else "4G"},
+    }
+    if pod.gpus:
+        resources["limits"]["nvidia.com/gpu"] = str(pod.gpus)
+        resources["requests"]["nvidia.com/gpu"] = str(pod.gpus)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod.pod_name,
+            "namespace": NAMESPACE,
+            "uid": pod.uid,
+            "creationTimestamp": _iso(pod.created_at),
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "nodeName": pod.node_name,
+            "containers": [
+                {"name": "notebook", "image": pod.image, "env": env, "resources": resources},
+                {"name": "sidecar-proxy", "image": "ghcr.io/example-univ/proxy:1.0"},
+            ],
+        },
+        "status": {"phase": "Running", "startTime": _iso(pod.created_at + timedelta(seconds=8))},
+    }
+
+
+def _pending_pod(moment: datetime) -> dict[str, Any]:
+    """A pod still waiting for a node: listed only when the selector matches and dropped as not Running."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-waiting", "namespace": NAMESPACE, "labels": {"component": "singleuser-server"}},
+        "spec": {"containers": [{"name": "notebook", "image": "quay.io/jupyter/scipy-notebook:2026-09-01"}]},
+        "status": {"phase": "Pending"},
+    }
+
+
+def snapshots(users: int, days: int, seed: int, end: datetime) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """(collection time, pod list) every 5 minutes over `days` days ending at `end`."""
+    rng = random.Random(seed)
+    start = end - timedelta(days=days)
+    people = make_users(users, rng)
+    pods = make_pods(people, start, end, rng)
+    active: list[SyntheticPod] = []
+    index = 0
+    moment = start
+    while moment < end:
+        while index < len(pods) and pods[index].created_at <= moment:
+            active.append(pods[index])
+            index += 1
+        active = [pod for pod in active if pod.ends_at > moment]
+        items = [pod_document(pod) for pod in active]
+        if moment.hour == 15 and moment.minute == 0:
+            items.append(_pending_pod(moment))
+        yield moment, {"apiVersion": "v1", "kind": "List", "items": items}
+        moment += STEP
+
+
+def synthetic_users(users: int, seed: int) -> list[SyntheticUser]:
+    """The same users `snapshots` uses for this seed (it draws them first)."""
+    return make_users(users, random.Random(seed))

@@ -1,0 +1,193 @@
+"""`collect` end to end against a real PostgreSQL: one transaction per run, replays, failures, skips."""
+
+import json
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from loader.cli import app
+from loader.collect import collect, pods_from_file
+from loader.config import PROJECT_ROOT, DatabaseSettings
+from loader.errors import LoaderError
+from loader.migrate import migrate
+from tests.kube_api_stub import KubeApiStub
+from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list
+
+AT = "2026-11-02T10:00:00+00:00"
+
+
+@pytest.fixture
+def migrated(conn, settings):
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+    conn.commit()
+    return settings
+
+
+def write_pods(tmp_path, *pods, name="pods.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(pod_list(*pods)), encoding="utf-8")
+    return path
+
+
+def count(conn, table="container_observations"):
+    return conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
+
+
+def run_cli(database: DatabaseSettings, monkeypatch, *args):
+    for key, value in database.environment().items():
+        monkeypatch.setenv(key, value)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_collect_from_file_records_rows_and_run(migrated, conn, tmp_path):
+    anonymous = pod(KUBESPAWNER_6_POD, metadata__name="jupyter-x", metadata__annotations=None,
+                    metadata__labels={"component": "singleuser-server"})
+    anonymous["spec"]["containers"][0]["env"] = []
+    unscheduled = pod(metadata__name="jupyter-unscheduled", spec__nodeName=None)
+    hub = pod(metadata__name="hub-1", metadata__labels={"component": "hub"})
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, KUBESPAWNER_6_POD, anonymous, unscheduled, hub)
+    settings = replace(migrated, collect=replace(migrated.collect, cluster="campus", email_domain="example.edu"))
+    at = datetime.fromisoformat(AT)
+
+    result = collect(settings, pods_from_file(path, settings.collect.selector), observed_at=at)
+
+    assert (result.pods_listed, result.rows_recorded) == (4, 2)
+    assert result.skip_reasons == {"no_identity": 1, "no_node": 1}
+    rows = conn.execute(
+        "select user_email, pod_name, node_name, container_base, container_version, gpu_count, cluster,"
+        " server_name, collector_run_id, \"timestamp\" from raw.container_observations order by 1"
+    ).fetchall()
+    assert rows == [
+        ("bob.smith@example.edu", "jupyter-bob-2esmith", "cpu-standard-03", "scipy-notebook", "latest", 0, "campus", "",
+         result.run_id, at),
+        ("jane.doe@example.edu", "jupyter-jane-doe---2f1a9c3e--thesis", "gpu-a100-01", "pytorch-notebook",
+         "2.5-cuda12", 2, "campus", "thesis", result.run_id, at),
+    ]
+    run = conn.execute(
+        "select kind, status, pods_listed, rows_recorded, pods_skipped, skip_reasons, cluster, observed_at"
+        " from raw.collector_runs where id = %s", (result.run_id,)
+    ).fetchone()
+    assert run == ("collect", "succeeded", 4, 2, 2, {"no_identity": 1, "no_node": 1}, "campus", at)
+
+
+def test_replaying_the_same_file_at_the_same_time_adds_no_rows(migrated, database, conn, tmp_path, monkeypatch):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, KUBESPAWNER_6_POD)
+    first = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", AT)
+    assert first.exit_code == 0, first.output
+    second = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", AT)
+    assert second.exit_code == 0, second.output
+    assert "0 rows recorded, 2 already recorded" in second.output
+    assert count(conn) == 2
+    assert conn.execute("select count(*) from raw.collector_runs where status = 'succeeded'").fetchone()[0] == 2
+
+
+def test_collect_through_the_kubernetes_api(migrated, database, conn, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with KubeApiStub([KUBESPAWNER_7_POD, KUBESPAWNER_6_POD, pod(metadata__name="other", metadata__namespace="x")]) as stub:
+        monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
+        stub.faults = [500]
+        result = run_cli(database, monkeypatch, "collect", "--namespace", "jhub", "--cluster", "c1", "--email-domain", "example.edu")
+    assert result.exit_code == 0, result.output
+    assert count(conn) == 2
+    assert [path for path, _ in stub.requests] == ["/api/v1/namespaces/jhub/pods"] * 2
+
+
+def test_forbidden_api_records_a_failed_run_and_no_rows(migrated, database, conn, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with KubeApiStub([KUBESPAWNER_7_POD]) as stub:
+        monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig", token="s3cr3t-token")))
+        stub.faults = [403]
+        result = run_cli(database, monkeypatch, "collect")
+    assert result.exit_code == 1
+    assert "RBAC" in result.output and "s3cr3t-token" not in result.output
+    assert count(conn) == 0
+    status, error = conn.execute("select status, error from raw.collector_runs").fetchone()
+    assert status == "failed" and "403" in error
+
+
+def test_database_failure_mid_write_leaves_no_rows_and_a_failed_run(migrated, conn, tmp_path):
+    # A pod whose row violates a constraint the database enforces (age beyond integer range) fails the write
+    # after COPY has already sent the good rows: none of them may stay.
+    ancient = pod(metadata__name="jupyter-ancient", metadata__creationTimestamp="0001-01-01T00:00:00Z")
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, ancient)
+    with pytest.raises(LoaderError, match="nothing was written"):
+        collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
+    assert count(conn) == 0
+    status, error, rows = conn.execute("select status, error, rows_recorded from raw.collector_runs").fetchone()
+    assert (status, rows) == ("failed", 0) and "integer" in error
+
+
+def test_unreachable_database_is_one_line_and_non_zero(tmp_path, monkeypatch):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    unreachable = DatabaseSettings(host="127.0.0.1", port=1, name="nope", password="pa55word")
+    result = run_cli(unreachable, monkeypatch, "collect", "--from-file", str(path))
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert message.startswith("Error: cannot connect to PostgreSQL at postgres@127.0.0.1:1/nope")
+    assert "\n" not in message and "pa55word" not in message
+
+
+def test_missing_tables_say_to_migrate(database, tmp_path, monkeypatch):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path))
+    assert result.exit_code == 1
+    assert "db migrate" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not valid JSON"), ('{"kind": "Status"}', "no `items` list")],
+)
+def test_bad_pod_files_are_one_line_errors(migrated, database, tmp_path, monkeypatch, content, message):
+    path = tmp_path / "pods.json"
+    path.write_text(content)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path))
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_at_and_user_from_are_clear(migrated, database, tmp_path, monkeypatch):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    bad_at = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", "last tuesday")
+    assert bad_at.exit_code == 1 and "ISO 8601" in bad_at.output
+    bad_source = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--user-from", "header:x")
+    assert bad_source.exit_code == 1 and "--user-from" in bad_source.output
+
+
+def test_user_from_env_first(migrated, database, conn, tmp_path, monkeypatch):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path),
+                     "--user-from", "env:GIT_AUTHOR_EMAIL,annotation:hub.jupyter.org/username")
+    assert result.exit_code == 0, result.output
+    assert conn.execute("select user_email from raw.container_observations").fetchone()[0] == "jdoe@cs.example.edu"
+
+
+def test_duplicate_pod_names_in_one_run_are_counted_not_lost_silently(migrated, conn, tmp_path):
+    twin = pod(metadata__namespace="other-namespace", metadata__uid="another-uid")
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, twin)
+    result = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
+    assert result.rows_recorded == 1 and result.skip_reasons == {"duplicate_pod": 1}
+
+
+def test_strange_strings_are_stored_verbatim(migrated, conn, tmp_path):
+    name = "Zoë.O'Brien\"; DROP TABLE users; --\t\\N@example.edu"
+    tricky = pod(metadata__annotations={"hub.jupyter.org/username": name, "hub.jupyter.org/servername": "señor\\ 🚀"})
+    path = write_pods(tmp_path, tricky)
+    collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
+    assert conn.execute("select user_email, user_name, server_name from raw.container_observations").fetchone() == (
+        name.lower(), name, "señor\\ 🚀")
+    assert conn.execute("select count(*) from raw.users").fetchone()[0] == 0
+
+
+def test_cli_runs_as_a_module_and_console_script():
+    import subprocess
+    import sys
+
+    for command in ([sys.executable, "-m", "loader", "--help"], [str(PROJECT_ROOT / ".venv" / "bin" / "jupyterhub-metrics"), "--help"]):
+        if not command[0].endswith("python") and not (PROJECT_ROOT / ".venv" / "bin" / "jupyterhub-metrics").exists():
+            continue
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        assert "collect" in output and "db" in output

@@ -1,0 +1,143 @@
+"""`db migrate`: ordered, recorded, idempotent, refuses edits, adopts a predecessor database in place."""
+
+import re
+import shutil
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from loader.config import PROJECT_ROOT
+from loader.errors import MigrationError
+from loader.migrate import migrate
+from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
+
+BOOTSTRAP = PROJECT_ROOT / "bootstrap_sql"
+
+
+def relations(conn, schema):
+    return dict(
+        conn.execute(
+            "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relkind in ('r', 'v', 'm')",
+            (schema,),
+        ).fetchall()
+    )
+
+
+def test_fresh_database_gets_raw_tables_and_views(conn):
+    applied = migrate(conn, "raw", BOOTSTRAP)
+    assert applied == sorted(path.name for path in BOOTSTRAP.glob("*.sql"))
+    found = relations(conn, "raw")
+    assert found["container_observations"] == "r"
+    assert found["users"] == "r"
+    assert found["collector_runs"] == "r"
+    for view in ("hourly_node_stats", "hourly_image_stats", "hourly_pod_activity"):
+        assert found[view] == "v"
+    columns = [row[0] for row in conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw'"
+        " and table_name = 'hourly_node_stats' order by ordinal_position").fetchall()]
+    assert columns == ["bucket", "node_name", "distinct_users", "distinct_pods", "observations", "mean_age_seconds"]
+
+
+def test_migrate_twice_is_a_no_op(conn):
+    migrate(conn, "raw", BOOTSTRAP)
+    before = conn.execute("select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1").fetchall()
+    assert migrate(conn, "raw", BOOTSTRAP) == []
+    after = conn.execute("select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1").fetchall()
+    assert before == after
+
+
+def test_changed_applied_file_is_refused(conn, tmp_path):
+    folder = tmp_path / "sql"
+    shutil.copytree(BOOTSTRAP, folder)
+    migrate(conn, "raw", folder)
+    first = sorted(folder.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    (folder / "9999_new.sql").write_text("create table if not exists later (id int);")
+    with pytest.raises(MigrationError, match=first.name):
+        migrate(conn, "raw", folder)
+    # Nothing after the refusal was applied.
+    assert "later" not in relations(conn, "raw")
+
+
+def test_failed_file_is_rolled_back_whole(conn, tmp_path):
+    folder = tmp_path / "sql"
+    shutil.copytree(BOOTSTRAP, folder)
+    (folder / "9999_broken.sql").write_text("create table half_done (id int);\nselect no_such_function();")
+    with pytest.raises(MigrationError, match="9999_broken.sql"):
+        migrate(conn, "raw", folder)
+    assert "half_done" not in relations(conn, "raw")
+    assert conn.execute("select count(*) from raw.jupyterhub_metrics_migrations where filename = '9999_broken.sql'").fetchone()[0] == 0
+
+
+def test_adopting_a_predecessor_database_keeps_every_row_and_view(conn):
+    create_predecessor(conn, "public")
+    rows = predecessor_rows()
+    insert_predecessor_rows(conn, rows)
+    sessions_before = conn.execute("select * from public.user_sessions order by 1, 2, 3, 5").fetchall()
+    stats_before = conn.execute("select * from public.user_session_stats order by 1").fetchall()
+
+    migrate(conn, "public", BOOTSTRAP)
+
+    assert conn.execute("select count(*) from public.container_observations").fetchone()[0] == len(rows)
+    kept = conn.execute(
+        "select \"timestamp\", user_email, user_name, node_name, container_image, container_base,"
+        " container_version, age_seconds, pod_name from public.container_observations order by 1, 2, 9"
+    ).fetchall()
+    assert kept == sorted(rows, key=lambda row: (row[0], row[1], row[8]))
+    new_columns = conn.execute(
+        "select count(*) from information_schema.columns where table_schema = 'public'"
+        " and table_name = 'container_observations' and column_name in ('cluster', 'pod_uid', 'gpu_count', 'collector_run_id')"
+    ).fetchone()[0]
+    assert new_columns == 4
+    assert conn.execute("select count(*), min(department) from public.users").fetchone() == (1, "Fellowships")
+    # The old views still answer, and the materialized view still refreshes, concurrently too.
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("refresh materialized view concurrently public.user_sessions")
+    assert conn.execute("select * from public.user_sessions order by 1, 2, 3, 5").fetchall() == sessions_before
+    assert conn.execute("select * from public.user_session_stats order by 1").fetchall() == stats_before
+    assert migrate(conn, "public", BOOTSTRAP) == []
+
+
+FORBIDDEN = re.compile(
+    r"\b(drop\s+(table|schema|materialized\s+view|view|index|column)|truncate|delete\s+from|drop_chunks|"
+    r"add_retention_policy|alter\s+table\s+\S+\s+drop)\b",
+    re.IGNORECASE,
+)
+
+
+def forbidden_statements(folder):
+    offenders = []
+    for path in sorted(folder.glob("*.sql")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if FORBIDDEN.search(line.split("--", 1)[0]):
+                offenders.append(f"{path.name}:{number}: {line.strip()}")
+    return offenders
+
+
+def test_bootstrap_sql_never_drops_truncates_or_deletes():
+    assert forbidden_statements(BOOTSTRAP) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DROP TABLE users;", "truncate container_observations;", "delete  from users where true;",
+     "alter table users drop column email;", "select add_retention_policy('container_observations', interval '1 year');"],
+)
+def test_the_forbidden_statement_check_catches_offenders(tmp_path, statement):
+    (tmp_path / "0001_bad.sql").write_text(f"create table if not exists x (id int);\n{statement}\n")
+    assert forbidden_statements(tmp_path) == [f"0001_bad.sql:2: {statement}"]
+
+
+def test_cli_migrate(database, monkeypatch):
+    from loader.cli import app
+
+    for key, value in database.environment().items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    first = runner.invoke(app, ["db", "migrate"])
+    assert first.exit_code == 0 and f"applied {len(list(BOOTSTRAP.glob('*.sql')))} bootstrap SQL file(s)" in first.output
+    second = runner.invoke(app, ["db", "migrate"])
+    assert second.exit_code == 0 and "up to date" in second.output
