@@ -23,7 +23,7 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/sqlfluff lint dbt_project/models dbt_project/snapshots dbt_project/macros dbt_project/tests
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 migrate: venv
 	$(CLI) db migrate
@@ -31,10 +31,10 @@ migrate: venv
 # What the 5-minute CronJob runs: one collection, then dbt build.
 collect: venv
 	$(CLI) collect
-	$(CLI) dbt build
+	$(CLI) build
 
 build: venv
-	$(CLI) dbt build
+	$(CLI) build
 
 docs: venv
 	$(CLI) dbt docs generate

@@ -126,6 +126,16 @@ def dbt(ctx: typer.Context) -> None:
 
 @app.command()
 @one_line_errors
+def build() -> None:
+    """The dbt build that follows every collection (models, snapshots, data tests)."""
+    from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
+
+    if not run_dbt(settings(), CYCLE_BUILD_ARGS):
+        raise typer.Exit(1)
+
+
+@app.command()
+@one_line_errors
 def demo(
     days: int = typer.Option(30, help="Days of synthetic history."),
     users: int = typer.Option(120, help="Synthetic users."),

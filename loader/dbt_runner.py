@@ -9,6 +9,10 @@ from typing import Iterator
 from loader.config import Settings
 from loader.errors import LoaderError
 
+# What runs after every collection. Unit tests are development checks (they need the models'
+# tables to exist already); data tests, snapshots and models all run.
+CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:

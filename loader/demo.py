@@ -7,11 +7,14 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import typer
+from psycopg import sql
 
 from loader.collect import collect_into, pods_from_document
 from loader.config import PROJECT_ROOT, Settings
 from loader.db import connect
+from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 from loader.embedded import ensure_database, local_server
+from loader.errors import LoaderError
 from loader.migrate import migrate
 from loader.synthetic import snapshots
 
@@ -68,4 +71,35 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
             f" count(distinct container_image) from {settings.raw_schema}.container_observations"
         ).fetchone()
     typer.echo(f"raw data: {users_seen} users, {pods_seen} pods, {nodes_seen} nodes, {images_seen} images")
+    if not run_dbt(settings, CYCLE_BUILD_ARGS):
+        raise LoaderError("dbt build failed on the demo data; see dbt's log above")
+    print_summary(settings)
     typer.echo(f"demo finished in {time.monotonic() - began:.0f} s")
+
+
+def print_summary(settings: Settings) -> None:
+    schema = sql.Identifier(settings.analytics_schema)
+    with connect(settings.database) as conn:
+        top_users = conn.execute(
+            sql.SQL(
+                "select email, coalesce(department, '-'), total_hours, gpu_hours, total_sessions, favorite_container"
+                " from {}.user_usage_stats order by total_hours desc, email limit 10"
+            ).format(schema)
+        ).fetchall()
+        departments = conn.execute(
+            sql.SQL(
+                "select department, count(distinct month), sum(users), sum(sessions), round(sum(total_hours)::numeric, 1),"
+                " round(sum(gpu_hours)::numeric, 1) from {}.department_usage group by department"
+                " order by sum(total_hours) desc limit 10"
+            ).format(schema)
+        ).fetchall()
+    typer.echo("\ntop users (user_usage_stats):")
+    typer.echo(_table(["email", "department", "hours", "gpu hours", "sessions", "favorite"], top_users))
+    typer.echo("\ntop departments (department_usage):")
+    typer.echo(_table(["department", "months", "user-months", "sessions", "hours", "gpu hours"], departments))
+
+
+def _table(header: list[str], rows: list[tuple]) -> str:
+    cells = [header] + [[str(value) for value in row] for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells)

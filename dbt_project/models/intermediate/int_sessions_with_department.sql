@@ -1,0 +1,30 @@
+with
+
+sessions as (
+    select * from {{ ref('user_sessions') }}
+),
+
+department_history as (
+    select * from {{ ref('int_department_history') }}
+),
+
+attributed as (
+    select
+        sessions.session_id,
+        sessions.user_email,
+        sessions.session_start,
+        sessions.runtime_hours,
+        sessions.gpu_hours,
+        sessions.cpu_hours,
+        sessions.gpu_device_hours,
+        coalesce(department_history.department, 'Unknown') as department,
+        department_history.job_title
+    from sessions
+    left join department_history
+        on
+            sessions.user_email = department_history.email
+            and sessions.session_start >= department_history.valid_from
+            and sessions.session_start < department_history.valid_to
+)
+
+select * from attributed

@@ -1,0 +1,25 @@
+{{ config(materialized='table') }}
+
+{#- Each session counts for the department its user had when it started (users_history). -#}
+
+with
+
+sessions as (
+    select * from {{ ref('int_sessions_with_department') }}
+),
+
+per_department_month as (
+    select
+        (date_trunc('month', session_start at time zone 'UTC'))::date as month,
+        department,
+        count(distinct user_email) as users,
+        count(*) as sessions,
+        sum(runtime_hours) as total_hours,
+        sum(gpu_hours) as gpu_hours,
+        sum(cpu_hours) as cpu_hours,
+        sum(gpu_device_hours) as gpu_device_hours
+    from sessions
+    group by 1, 2
+)
+
+select * from per_department_month

@@ -1,0 +1,59 @@
+"""Runs dbt in-process against a test database and loads observation streams through the real write path."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Iterable
+
+import psycopg
+
+from loader.config import Settings
+from loader.dbt_runner import run_dbt
+from loader.pods import Observation
+from loader.raw_store import RunRecord, record_collection
+
+
+def dbt(settings: Settings, *args: str) -> None:
+    assert run_dbt(settings, list(args)), f"dbt {' '.join(args)} failed (see the log above)"
+
+
+def observation(
+    user_email: str,
+    pod_name: str,
+    node_name: str,
+    at: datetime,
+    *,
+    pod_uid: str | None = None,
+    container_base: str = "scipy-notebook",
+    container_version: str = "1",
+    gpu_count: int | None = 0,
+) -> Observation:
+    return Observation(
+        timestamp=at,
+        user_email=user_email,
+        user_name=user_email.split("@")[0],
+        node_name=node_name,
+        container_image=f"quay.io/jupyter/{container_base}:{container_version}",
+        container_base=container_base,
+        container_version=container_version,
+        age_seconds=0,
+        pod_name=pod_name,
+        cluster="test",
+        namespace="jhub",
+        pod_uid=pod_uid,
+        server_name="",
+        gpu_count=gpu_count,
+        cpu_request=Decimal("0.5"),
+        memory_request_bytes=2**30,
+        pod_started_at=None,
+    )
+
+
+def load_batch(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> int:
+    rows = list(observations)
+    run = RunRecord(kind="collect", started_at=datetime.now(timezone.utc), cluster="test", pods_listed=len(rows))
+    return record_collection(conn, settings.raw_schema, run, rows)
+
+

@@ -1,0 +1,157 @@
+"""The dbt project on a known data set: marts, data and unit tests, freshness, and raw data kept safe."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
+from loader.errors import LoaderError
+from loader.migrate import migrate
+from tests.conftest import settings_for
+from tests.dbt_helpers import dbt, load_batch, observation
+
+pytestmark = pytest.mark.dbt
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+EXPORT_COLUMNS = [
+    "fullname", "email", "department", "jobtitle", "gpu_hours", "cpu_hours", "total_hours",
+    "total_sessions", "last_seen", "favorite_container",
+]
+
+
+def every_five_minutes(user, pod, node, start, minutes, **kwargs):
+    return [observation(user, pod, node, start + timedelta(minutes=m), **kwargs) for m in range(0, minutes + 1, 5)]
+
+
+def known_observations():
+    return (
+        every_five_minutes("alice@x.edu", "jupyter-alice", "gpu-a100-1", T0, 90,
+                           pod_uid="a1", container_base="pytorch-notebook", gpu_count=2)
+        + every_five_minutes("alice@x.edu", "jupyter-alice", "cpu-1", T0 + timedelta(hours=3), 30,
+                             pod_uid="a2", container_base="r-notebook", gpu_count=0)
+        + every_five_minutes("bob@x.edu", "jupyter-bob", "cpu-2", T0 - timedelta(hours=1), 45,
+                             pod_uid="b1", container_base="scipy-notebook")
+        # carol: a month earlier, so department_usage has two months
+        + every_five_minutes("carol@x.edu", "jupyter-carol", "gpu-v100-1", T0 - timedelta(days=30), 60,
+                             pod_uid="c1", container_base="pytorch-notebook", gpu_count=None)
+    )
+
+
+@pytest.fixture(scope="module")
+def built(module_database):
+    settings = settings_for(module_database)
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, known_observations())
+        conn.execute(
+            "insert into raw.users (email, full_name, department, job_title, directory_status, fetched_at) values"
+            " ('alice@x.edu', 'Alice Ådahl', 'Fellowships', 'GRAD TEACHING ASST, Siebel School Comp & Data Sci',"
+            "  'found', now()),"
+            " ('carol@x.edu', 'Carol O''Neil', 'Physics', 'PROFESSOR', 'found', now()),"
+            " ('dave@x.edu', null, null, null, 'not_found', now())"
+        )
+    dbt(settings, *CYCLE_BUILD_ARGS)  # models, snapshot and data tests, as after every collection
+    dbt(settings, "test", "--resource-type", "unit_test")  # unit tests need the built tables
+    return settings
+
+
+@pytest.fixture
+def analytics(built):
+    with psycopg.connect(autocommit=True, **built.database.connect_kwargs()) as conn:
+        yield conn
+
+
+def test_export_shape_and_values(analytics):
+    cursor = analytics.execute("select * from analytics.user_usage_stats order by email")
+    assert [column.name for column in cursor.description] == EXPORT_COLUMNS
+    rows = [tuple(str(value) if value is not None else None for value in row) for row in cursor.fetchall()]
+    assert rows == [
+        ("Alice Ådahl", "alice@x.edu", "Siebel School Comp & Data Sci", "GRAD TEACHING ASST",
+         "1.50", "0.50", "2.00", "2", "2026-03-02T13:30:00+00:00", "pytorch-notebook"),
+        (None, "bob@x.edu", None, None, "0.00", "0.75", "0.75", "1", "2026-03-02T09:45:00+00:00", "scipy-notebook"),
+        ("Carol O'Neil", "carol@x.edu", "Physics", "PROFESSOR",
+         "1.00", "0.00", "1.00", "1", "2026-01-31T11:00:00+00:00", "pytorch-notebook"),
+    ]
+
+
+def test_user_session_stats(analytics):
+    alice = analytics.execute(
+        "select total_hours, gpu_hours, cpu_hours, gpu_device_hours, total_sessions, applications_used,"
+        " first_session, last_session from analytics.user_session_stats where user_email = 'alice@x.edu'"
+    ).fetchone()
+    assert alice == (2.0, 1.5, 0.5, 3.0, 2, 2, T0, T0 + timedelta(hours=3, minutes=30))
+    carol_device_hours = analytics.execute(
+        "select gpu_device_hours from analytics.user_session_stats where user_email = 'carol@x.edu'"
+    ).fetchone()[0]
+    assert carol_device_hours is None  # GPU request unknown, not zero
+
+
+def test_users_mart_covers_observed_and_directory_users(analytics):
+    rows = analytics.execute(
+        "select email, department, directory_status, first_seen is not null from analytics.users order by email"
+    ).fetchall()
+    assert rows == [
+        ("alice@x.edu", "Siebel School Comp & Data Sci", "found", True),
+        ("bob@x.edu", None, "not_fetched", True),
+        ("carol@x.edu", "Physics", "found", True),
+        ("dave@x.edu", None, "not_found", False),
+    ]
+
+
+def test_department_usage(analytics):
+    rows = analytics.execute(
+        "select month, department, users, sessions, total_hours, gpu_hours, cpu_hours"
+        " from analytics.department_usage order by month, department"
+    ).fetchall()
+    assert rows == [
+        (datetime(2026, 1, 1).date(), "Physics", 1, 1, 1.0, 1.0, 0.0),
+        (datetime(2026, 3, 1).date(), "Siebel School Comp & Data Sci", 1, 2, 2.0, 1.5, 0.5),
+        (datetime(2026, 3, 1).date(), "Unknown", 1, 1, 0.75, 0.0, 0.75),
+    ]
+
+
+def test_nodes_mart_and_hourly_sources(analytics):
+    assert analytics.execute("select node_name, node_type from analytics.nodes order by 1").fetchall() == [
+        ("cpu-1", "cpu"), ("cpu-2", "cpu"), ("gpu-a100-1", "gpu"), ("gpu-v100-1", "gpu"),
+    ]
+    distinct_users, observations = analytics.execute(
+        "select sum(distinct_users), sum(observations) from raw.hourly_node_stats"
+    ).fetchone()
+    assert observations == len(known_observations())
+    assert distinct_users >= 4
+
+
+def test_full_refresh_leaves_every_raw_row_in_place(built, analytics):
+    def raw_fingerprint():
+        return {
+            table: analytics.execute(f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from raw.{table} t").fetchone()
+            for table in ("container_observations", "users", "collector_runs")
+        }
+
+    before = raw_fingerprint()
+    dbt(built, "build", "--full-refresh")
+    assert raw_fingerprint() == before
+    assert before["container_observations"][0] == len(known_observations())
+
+
+def test_source_freshness_reads_collector_runs(built, analytics):
+    assert run_dbt(built, ["source", "freshness"])
+    # A last successful collection two hours ago is past the 60-minute error threshold.
+    analytics.execute("update raw.collector_runs set finished_at = now() - interval '2 hours' where kind = 'collect'")
+    assert not run_dbt(built, ["source", "freshness"])
+
+
+def test_models_never_build_into_the_raw_schema(built, analytics):
+    with pytest.raises(LoaderError, match="is the raw schema"):
+        run_dbt(replace(built, analytics_schema="raw"), ["run", "--select", "stg_raw__users"])
+    assert analytics.execute("select to_regclass('raw.stg_raw__users')").fetchone()[0] is None
+
+
+def test_docs_generate(built):
+    assert run_dbt(built, ["docs", "generate"])
+    catalog = built.dbt_project_dir / "target" / "catalog.json"
+    assert "user_sessions" in catalog.read_text()

@@ -1,0 +1,121 @@
+"""Property: incremental `user_sessions`, built after each of several out-of-order batches, equals one
+full rebuild, and equals the predecessor's session SQL (compat/predecessor_schema.sql) on the same data.
+
+Scenarios are independent users, so many of them share one database and one series of dbt runs.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from psycopg import sql
+
+from loader.migrate import migrate
+from tests.conftest import settings_for
+from tests.dbt_helpers import dbt, load_batch, observation
+from tests.predecessor import PREDECESSOR_SQL
+
+pytestmark = pytest.mark.dbt
+
+GAP = timedelta(minutes=60)
+# Steps between observations, weighted towards the threshold where mistakes happen.
+STEPS = [
+    timedelta(minutes=5), timedelta(minutes=5), timedelta(minutes=5), timedelta(minutes=30),
+    GAP - timedelta(seconds=1), GAP, GAP, GAP + timedelta(seconds=1), GAP + timedelta(seconds=1),
+    timedelta(minutes=61), timedelta(hours=3), timedelta(days=2),
+]
+SESSION_COLUMNS = (
+    "session_id, user_email, pod_name, node_name, session_start, session_end, observation_count,"
+    " container_base, container_version, pod_uid, gpu_count, node_type, last_collector_run_id,"
+    " round(runtime_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9)"
+)
+
+
+def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, bool]:
+    """One user's observation stream over a few pods and nodes; True when it has pod uid changes."""
+    user = f"user{index}@example.edu"
+    uid_changes = rng.random() < 0.5
+    observations = []
+    for pod_number in range(rng.randint(1, 3)):
+        pod = f"jupyter-user{index}" + (f"--srv{pod_number}" if pod_number else "")
+        moment = start + timedelta(seconds=rng.randint(0, 7200))
+        node = rng.choice(["cpu-1", "cpu-2", "gpu-a100-1"])
+        uid = f"uid-{index}-{pod_number}-0" if uid_changes or rng.random() < 0.5 else None
+        for step_number in range(rng.randint(1, 30)):
+            if rng.random() < 0.08:
+                node = rng.choice(["cpu-1", "cpu-2", "gpu-a100-1"])
+            if uid_changes and rng.random() < 0.1:
+                uid = f"uid-{index}-{pod_number}-{step_number}"
+            observations.append(
+                observation(
+                    user, pod, node, moment, pod_uid=uid,
+                    container_base=rng.choice(["scipy", "torch", "r"]),
+                    container_version=rng.choice(["1", "2"]),
+                    gpu_count=rng.choice([0, 1, 2, None]),
+                )
+            )
+            moment += rng.choice(STEPS) + timedelta(seconds=rng.choice([0, 0, 0, 17]))
+    return observations, uid_changes
+
+
+def sessions(conn, where: str = "true") -> set[tuple]:
+    return set(conn.execute(f"select {SESSION_COLUMNS} from analytics.user_sessions where {where}").fetchall())
+
+
+@pytest.mark.parametrize("seed", [11, 2026])
+def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed):
+    rng = random.Random(seed)
+    settings = settings_for(database)
+    conn.autocommit = True  # no open transaction of ours may block dbt's DDL
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    streams = [scenario(rng, index, start) for index in range(45)]
+    everything = [obs for stream, _ in streams for obs in stream]
+    batch_count = 6
+    batches = [[] for _ in range(batch_count)]
+    for obs in everything:  # random batches: every batch holds observations from anywhere in time
+        batches[rng.randrange(batch_count)].append(obs)
+
+    dbt(settings, "run", "--select", "+user_sessions")  # first build: empty table
+    for batch in batches:
+        load_batch(conn, settings, batch)
+        dbt(settings, "run", "--select", "user_sessions")
+    incremental = sessions(conn)
+
+    dbt(settings, "run", "--select", "user_sessions", "--full-refresh")
+    rebuilt = sessions(conn)
+    assert len(rebuilt) > 150
+    assert incremental == rebuilt
+
+    # The predecessor's definition, on the same rows, for streams whose pods never change uid.
+    with conn.transaction():
+        conn.execute("create schema predecessor")
+        conn.execute("set local search_path to predecessor")
+        conn.execute(PREDECESSOR_SQL.encode())
+        conn.execute(
+            "insert into predecessor.container_observations select \"timestamp\", user_email, user_name, node_name,"
+            " container_image, container_base, container_version, age_seconds, pod_name from raw.container_observations"
+        )
+        conn.execute("refresh materialized view predecessor.user_sessions")
+    without_uid_changes = [f"'user{index}@example.edu'" for index, (_, changes) in enumerate(streams) if not changes]
+    assert len(without_uid_changes) > 10
+    users = ", ".join(without_uid_changes)
+    ours = set(conn.execute(
+        "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours::numeric, 9),"
+        f" container_base, container_version, node_type from analytics.user_sessions where user_email in ({users})"
+    ).fetchall())
+    theirs = set(conn.execute(
+        "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours, 9),"
+        f" container_base, container_version, node_type from predecessor.user_sessions where user_email in ({users})"
+    ).fetchall())
+    assert ours == theirs
+    # And where uids do change, sessions only ever split further: every one lies inside a predecessor session.
+    nested = conn.execute(
+        "select count(*) from analytics.user_sessions s where not exists (select from predecessor.user_sessions p"
+        " where p.user_email = s.user_email and p.pod_name = s.pod_name and p.node_name = s.node_name"
+        " and s.session_start >= p.session_start and s.session_end <= p.session_end)"
+    ).fetchone()[0]
+    assert nested == 0
