@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 import logging
 import sys
 from dataclasses import replace
@@ -17,7 +18,11 @@ from loader.errors import LoaderError
 
 app = typer.Typer(help="Usage accounting for JupyterHub on Kubernetes.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Directory users (Microsoft Graph).", no_args_is_help=True)
+export_app = typer.Typer(help="CSV exports.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(export_app, name="export")
 
 log = logging.getLogger("loader")
 
@@ -112,6 +117,75 @@ def collect(
 
     result = run_collection(config, source, observed_at=parse_at(at))
     typer.echo(result.summary())
+
+
+@users_app.command("sync")
+@one_line_errors
+def users_sync(
+    refresh: bool = typer.Option(False, "--refresh", help="Ask about every known user, not only new ones."),
+    device_code: bool = typer.Option(False, "--device-code", help="Sign in interactively with a device code."),
+) -> None:
+    """Fetch name, department and job title from Microsoft Graph for users seen in observations."""
+    from loader.directory import sync_users
+    from loader.graph_auth import acquire_token
+    from loader.graph_source import GraphClient
+
+    config = settings()
+    token = acquire_token(config.graph, device_code=device_code, show=lambda text: typer.echo(text, err=True))
+    client = GraphClient(config.graph.base_url, token, max_wait_seconds=config.graph.max_retry_wait_seconds)
+    with progress_reporter() as progress:
+        summary = sync_users(
+            config, client.lookup, refresh=refresh, requests_made=lambda: client.requests_made, progress=progress
+        )
+    typer.echo(summary.line())
+
+
+@contextmanager
+def progress_reporter():
+    """A progress bar on a terminal; nothing when output goes to a log."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    state = {"bar": None, "done": 0}
+    try:
+
+        def update(done: int, total: int) -> None:
+            if state["bar"] is None:
+                state["bar"] = typer.progressbar(length=total, label="users", file=sys.stderr)
+                state["bar"].__enter__()
+            state["bar"].update(done - state["done"])
+            state["done"] = done
+
+        yield update
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+
+@export_app.command("usage")
+@one_line_errors
+def export_usage(
+    out: Path = typer.Option(Path("user_usage_stats.csv"), "--out", help="CSV file to write."),
+    pseudonymize: bool = typer.Option(False, "--pseudonymize", help="Replace emails and names with a keyed HMAC."),
+) -> None:
+    """Write user_usage_stats as CSV (UTF-8, header, the columns of spec 4)."""
+    from loader.export import export_usage as write_usage
+
+    rows = write_usage(settings(), out, pseudonymize=pseudonymize)
+    typer.echo(f"wrote {rows} users to {out}" + (" (pseudonymised)" if pseudonymize else ""))
+
+
+@export_app.command("departments")
+@one_line_errors
+def export_departments(
+    out: Path = typer.Option(Path("department_usage.csv"), "--out", help="CSV file to write."),
+    min_users: int = typer.Option(5, "--min-users", min=1, help="Suppress department-months with fewer users."),
+) -> None:
+    """Write department_usage as CSV, leaving out departments with fewer than --min-users users in a month."""
+    from loader.export import export_departments as write_departments
+
+    written, suppressed = write_departments(settings(), out, min_users=min_users)
+    typer.echo(f"wrote {written} department-months to {out}; suppressed {suppressed} with fewer than {min_users} users")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

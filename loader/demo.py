@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import typer
 from psycopg import sql
@@ -16,7 +17,9 @@ from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
 from loader.migrate import migrate
-from loader.synthetic import snapshots
+from loader.export import export_departments, export_usage
+from loader.raw_store import write_directory_entries
+from loader.synthetic import directory_entries, snapshots, synthetic_users
 
 LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
@@ -71,9 +74,20 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
             f" count(distinct container_image) from {settings.raw_schema}.container_observations"
         ).fetchone()
     typer.echo(f"raw data: {users_seen} users, {pods_seen} pods, {nodes_seen} nodes, {images_seen} images")
+    entries = directory_entries(synthetic_users(users, seed), seed)
+    with connect(settings.database) as conn:
+        write_directory_entries(conn, settings.raw_schema, entries)
+    found = sum(entry.status == "found" for entry in entries)
+    typer.echo(f"directory: {found} users found, {len(entries) - found} not found (synthetic, same write path as `users sync`)")
     if not run_dbt(settings, CYCLE_BUILD_ARGS):
         raise LoaderError("dbt build failed on the demo data; see dbt's log above")
     print_summary(settings)
+    usage_rows = export_usage(settings, Path("user_usage_stats.csv"), pseudonymize=False)
+    department_rows, suppressed = export_departments(settings, Path("department_usage.csv"), min_users=5)
+    typer.echo(
+        f"\nwrote user_usage_stats.csv ({usage_rows} users) and department_usage.csv "
+        f"({department_rows} department-months, {suppressed} with fewer than 5 users suppressed)"
+    )
     typer.echo(f"demo finished in {time.monotonic() - began:.0f} s")
 
 

@@ -10,6 +10,7 @@ from typing import Iterable, Mapping
 import psycopg
 from psycopg import sql
 
+from loader.graph_source import DirectoryEntry
 from loader.pods import Observation
 
 OBSERVATION_COLUMNS = [f.name for f in fields(Observation)]
@@ -105,6 +106,65 @@ def record_failed_run(conn: psycopg.Connection, schema: str, run: RunRecord) -> 
 
 
 def record_succeeded_run(conn: psycopg.Connection, schema: str, run: RunRecord) -> int:
-    """For runs whose own writes were committed separately (users sync batches)."""
+    """For runs whose writes were committed batch by batch (users sync)."""
     with conn.transaction():
         return _insert_run(conn, schema, run, "succeeded")
+
+
+def write_directory_entries(conn: psycopg.Connection, schema: str, entries: Iterable[DirectoryEntry]) -> int:
+    """Upserts what the directory said, in one transaction. A user no longer found keeps the last values
+    the directory gave (the department history needs them); only its status and fetch time change."""
+    rows = [
+        (entry.email.lower(), entry.status, entry.graph_id, entry.full_name, entry.department, entry.job_title)
+        for entry in entries
+    ]
+    if not rows:
+        return 0
+    with conn.transaction():
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                sql.SQL(
+                    "insert into {}.users as existing"
+                    " (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
+                    " values (%s, %s, %s, %s, %s, %s, clock_timestamp())"
+                    " on conflict (email) do update set"
+                    "  directory_status = excluded.directory_status,"
+                    "  fetched_at = excluded.fetched_at,"
+                    "  graph_id = case when excluded.directory_status = 'found' then excluded.graph_id else existing.graph_id end,"
+                    "  full_name = case when excluded.directory_status = 'found' then excluded.full_name else existing.full_name end,"
+                    "  department = case when excluded.directory_status = 'found' then excluded.department else existing.department end,"
+                    "  job_title = case when excluded.directory_status = 'found' then excluded.job_title else existing.job_title end"
+                ).format(sql.Identifier(schema)),
+                rows,
+            )
+    return len(rows)
+
+
+def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -> list[str]:
+    """Users seen in observations and not yet in users (or whose last look-up failed); with refresh, everyone.
+
+    The distinct emails come from a skip scan of the primary key: cost grows with users, not observations.
+    """
+    schema_id = sql.Identifier(schema)
+    observed = sql.SQL(
+        "with recursive observed(email) as ("
+        " (select user_email from {0}.container_observations order by user_email limit 1)"
+        " union all"
+        " select (select user_email from {0}.container_observations where user_email > observed.email"
+        "         order by user_email limit 1)"
+        " from observed where observed.email is not null"
+        ")"
+    ).format(schema_id)
+    if refresh:
+        query = observed + sql.SQL(
+            " select email from observed where email is not null"
+            " union select email from {}.users order by 1"
+        ).format(schema_id)
+    else:
+        query = observed + sql.SQL(
+            " select observed.email from observed"
+            " left join {}.users on users.email = observed.email"
+            " where observed.email is not null and (users.email is null or users.directory_status = 'error')"
+            " order by 1"
+        ).format(schema_id)
+    return [row[0] for row in conn.execute(query).fetchall()]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
+from loader.graph_source import DirectoryEntry
+
 STEP = timedelta(minutes=5)
 NAMESPACE = "jhub"
 GPU_NODES = ["gpu-a100-01", "gpu-a100-02", "gpu-a100-03", "gpu-v100-01", "gpu-v100-02"]
@@ -261,3 +263,38 @@ def snapshots(users: int, days: int, seed: int, end: datetime) -> Iterator[tuple
 def synthetic_users(users: int, seed: int) -> list[SyntheticUser]:
     """The same users `snapshots` uses for this seed (it draws them first)."""
     return make_users(users, random.Random(seed))
+
+
+DEPARTMENTS = [
+    "Siebel School Comp & Data Sci", "Physics", "Chemistry", "Electrical & Computer Eng", "Mathematics",
+    "Statistics", "Molecular & Cellular Biology", "Economics", "Civil & Environmental Eng",
+]
+JOB_TITLES = [
+    "GRAD RESEARCH ASST", "GRAD TEACHING ASST", "PROFESSOR", "ASST PROFESSOR", "POSTDOC RES ASSOC",
+    "UNDERGRAD STUDENT", "RESEARCH SCIENTIST",
+]
+
+
+def directory_entries(users: list[SyntheticUser], seed: int) -> list[DirectoryEntry]:
+    """What Graph would say about the synthetic users: most found, some Fellowships rows, some unknown."""
+    rng = random.Random(seed + 1)
+    entries = []
+    for user in users:
+        draw = rng.random()
+        if draw < 0.08:
+            entries.append(DirectoryEntry(user.email, "not_found"))
+            continue
+        department, title = rng.choice(DEPARTMENTS), rng.choice(JOB_TITLES)
+        if draw < 0.2:  # listed the way the Fellowships fix-up repairs
+            department, title = "Fellowships", f"{title}, {department}"
+        entries.append(
+            DirectoryEntry(
+                email=user.email,
+                status="found",
+                graph_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                full_name=f"{user.first_name} {user.last_name}",
+                department=department,
+                job_title=title,
+            )
+        )
+    return entries

@@ -1,0 +1,68 @@
+"""`users sync`: ask Microsoft Graph about users and write what it says, batch by batch."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from loader.config import Settings
+from loader.db import connect
+from loader.errors import LoaderError
+from loader.graph_source import DirectoryEntry
+from loader.raw_store import RunRecord, emails_to_look_up, record_failed_run, record_succeeded_run, write_directory_entries
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[list[str]], Iterable[list[DirectoryEntry]]]
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    asked: int
+    counts: dict[str, int]
+    requests: int
+
+    def line(self) -> str:
+        return (
+            f"users sync: {self.asked} asked, {self.counts.get('found', 0)} found, "
+            f"{self.counts.get('not_found', 0)} not found, {self.counts.get('error', 0)} errors, "
+            f"{self.requests} requests"
+        )
+
+
+def sync_users(
+    settings: Settings,
+    lookup: Lookup,
+    *,
+    refresh: bool,
+    requests_made: Callable[[], int] = lambda: 0,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> SyncSummary:
+    """Each batch's answers are committed as they arrive: a crash loses nothing already written."""
+    started_at = datetime.now(timezone.utc)
+    counts: Counter[str] = Counter()
+    with connect(settings.database) as conn:
+        emails = emails_to_look_up(conn, settings.raw_schema, refresh=refresh)
+        conn.commit()
+        run = RunRecord(kind="users_sync", started_at=started_at, pods_listed=len(emails))
+        try:
+            for entries in lookup(emails):
+                write_directory_entries(conn, settings.raw_schema, entries)
+                for entry in entries:
+                    counts[entry.status] += 1
+                    if entry.status == "error":
+                        log.warning("directory look-up failed for one user (%s); it is asked again next run", entry.detail)
+                progress(sum(counts.values()), len(emails))
+        except LoaderError as error:
+            run.rows_recorded = sum(counts.values())
+            run.skip_reasons = {key: value for key, value in counts.items() if key != "found"}
+            run.error = str(error)
+            record_failed_run(conn, settings.raw_schema, run)
+            raise
+        run.rows_recorded = sum(counts.values())
+        run.skip_reasons = {key: value for key, value in counts.items() if key != "found"}
+        record_succeeded_run(conn, settings.raw_schema, run)
+    return SyncSummary(asked=len(emails), counts=dict(counts), requests=requests_made())

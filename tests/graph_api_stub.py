@@ -1,0 +1,103 @@
+"""A local HTTP server that answers Microsoft Graph `$batch` requests for users, with scripted faults."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlparse
+
+
+def graph_user(email: str, name: str, department: str | None, job_title: str | None, *, upn: str | None = None) -> dict:
+    return {
+        "id": f"id-{email}",
+        "displayName": name,
+        "department": department,
+        "jobTitle": job_title,
+        "mail": email,
+        "userPrincipalName": upn or email,
+    }
+
+
+class GraphApiStub:
+    def __init__(self, users: list[dict]):
+        self.users = users
+        self.faults: list[object] = []  # per batch request: an HTTP status, ("retry", status, seconds), "malformed", "item429"
+        self.batches: list[list[str]] = []
+        self.authorization: list[str] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                stub.authorization.append(self.headers.get("Authorization", ""))
+                length = int(self.headers.get("Content-Length", "0"))
+                payload = json.loads(self.rfile.read(length))
+                if urlparse(self.path).path != "/v1.0/$batch":
+                    return self._send(404, {"error": {"code": "NotFound"}})
+                requests = payload["requests"]
+                assert len(requests) <= 20, "Graph allows at most 20 requests per batch"
+                stub.batches.append([item["url"] for item in requests])
+                fault = stub.faults.pop(0) if stub.faults else None
+                if isinstance(fault, tuple) and fault[0] == "retry":
+                    return self._send(fault[1], {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(fault[2])})
+                if isinstance(fault, int):
+                    return self._send(fault, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})
+                if fault == "malformed":
+                    data = b"<html>gateway error</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
+                responses = [stub.answer(item) for item in requests]
+                if fault == "item429":
+                    responses[0] = {"id": requests[0]["id"], "status": 429, "headers": {"Retry-After": "3"},
+                                    "body": {"error": {"code": "TooManyRequests"}}}
+                return self._send(200, {"responses": responses})
+
+            def _send(self, status, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, item: dict) -> dict:
+        url = urlparse(item["url"])
+        by_upn = re.fullmatch(r"/users/([^/]+)", url.path)
+        if by_upn:
+            upn = unquote(by_upn.group(1)).lower()
+            found = [user for user in self.users if user["userPrincipalName"].lower() == upn]
+            if not found:
+                return {"id": item["id"], "status": 404, "body": {"error": {"code": "Request_ResourceNotFound"}}}
+            return {"id": item["id"], "status": 200, "body": found[0]}
+        mail_filter = parse_qs(url.query).get("$filter", [""])[0]
+        match = re.fullmatch(r"mail eq '(.*)'", mail_filter)
+        if url.path == "/users" and match:
+            mail = match.group(1).replace("''", "'").lower()
+            return {"id": item["id"], "status": 200, "body": {"value": [u for u in self.users if u["mail"].lower() == mail]}}
+        return {"id": item["id"], "status": 400, "body": {"error": {"code": "BadRequest"}}}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,147 @@
+"""Department history (dbt snapshot) and the CSV exports, on a known data set built with dbt."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from loader.cli import app
+from loader.dbt_runner import CYCLE_BUILD_ARGS
+from loader.export import USAGE_COLUMNS, export_departments, export_usage
+from loader.errors import ConfigurationError
+from loader.graph_source import DirectoryEntry
+from loader.migrate import migrate
+from loader.raw_store import write_directory_entries
+from tests.conftest import settings_for
+from tests.dbt_helpers import dbt, load_batch, observation
+
+pytestmark = pytest.mark.dbt
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+# Two days ago, but never in the previous month, so that every session falls in one month.
+PAST = max(NOW - timedelta(days=2), NOW.replace(day=1, hour=0, minute=0, second=0))
+HMAC_KEY = "k3y-kept-by-the-admin"
+
+
+def session(user, pod, node, start, minutes, **kwargs):
+    return [observation(user, pod, node, start + timedelta(minutes=m), **kwargs) for m in range(0, minutes + 1, 5)]
+
+
+def found(email, name, department, title):
+    return DirectoryEntry(email, "found", f"id-{email}", name, department, title)
+
+
+@pytest.fixture(scope="module")
+def history(module_database):
+    settings = settings_for(module_database, export_hmac_key=HMAC_KEY)
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, session("alice@x.edu", "jupyter-alice", "gpu-1", PAST, 60, container_base="torch")
+                   + session("bob@x.edu", "jupyter-bob", "cpu-1", PAST, 30, container_base="scipy")
+                   + session("zoë@x.edu", "jupyter-zoe", "cpu-1", PAST, 15, container_base="r"))
+        write_directory_entries(conn, settings.raw_schema, [
+            found("alice@x.edu", "Alice Ådahl", "Physics", "GRAD RESEARCH ASST"),
+            found("bob@x.edu", "Bob, Jr.", "Fellowships", "GRAD TEACHING ASST, Physics"),
+            DirectoryEntry("zoë@x.edu", "not_found"),
+        ])
+        dbt(settings, *CYCLE_BUILD_ARGS)
+        # Alice moves to Chemistry; the next sync and build record a second version...
+        write_directory_entries(conn, settings.raw_schema, [found("alice@x.edu", "Alice Ådahl", "Chemistry", "POSTDOC")])
+        dbt(settings, *CYCLE_BUILD_ARGS)
+        # ...and her sessions from then on belong to Chemistry.
+        later = datetime.now(timezone.utc) + timedelta(minutes=1)
+        load_batch(conn, settings, session("alice@x.edu", "jupyter-alice", "cpu-2", later, 30, container_base="torch"))
+        dbt(settings, *CYCLE_BUILD_ARGS)
+    return settings
+
+
+@pytest.fixture
+def db(history):
+    with psycopg.connect(autocommit=True, **history.database.connect_kwargs()) as conn:
+        yield conn
+
+
+def test_department_change_gives_two_history_rows_and_past_sessions_keep_the_old_department(db):
+    versions = db.execute(
+        "select department, job_title, dbt_valid_to is null from analytics.users_history"
+        " where email = 'alice@x.edu' order by dbt_valid_from"
+    ).fetchall()
+    assert versions == [("Physics", "GRAD RESEARCH ASST", False), ("Chemistry", "POSTDOC", True)]
+    attributed = db.execute(
+        "select department, sum(sessions), sum(total_hours) from analytics.department_usage"
+        " where department in ('Physics', 'Chemistry') group by department order by department"
+    ).fetchall()
+    assert attributed == [("Chemistry", 1, 0.5), ("Physics", 2, 1.5)]  # Physics: Alice's old session and Bob's
+    assert db.execute("select department, job_title from analytics.users where email = 'alice@x.edu'").fetchone() == (
+        "Chemistry", "POSTDOC")
+
+
+def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
+    out = tmp_path / "user_usage_stats.csv"
+    assert export_usage(history, out, pseudonymize=False) == 3
+    raw = out.read_bytes()
+    raw.decode("utf-8")  # UTF-8 throughout
+    with out.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == list(USAGE_COLUMNS)
+    last_alice = (datetime.now(timezone.utc) + timedelta(minutes=1)).date().isoformat()
+    alice, bob, zoe = rows[1:]
+    assert alice[:8] == ["Alice Ådahl", "alice@x.edu", "Chemistry", "POSTDOC", "1.00", "0.50", "1.50", "2"]
+    assert alice[8].startswith(last_alice) and alice[8].endswith("+00:00") and alice[9] == "torch"
+    assert bob == ["Bob, Jr.", "bob@x.edu", "Physics", "GRAD TEACHING ASST", "0.00", "0.50", "0.50", "1",
+                   (PAST + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00"), "scipy"]
+    assert zoe == ["", "zoë@x.edu", "", "", "0.00", "0.25", "0.25", "1",
+                   (PAST + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S+00:00"), "r"]
+
+
+def test_pseudonymised_csv_is_stable_and_free_of_identities(history, tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    export_usage(history, first, pseudonymize=True)
+    export_usage(history, second, pseudonymize=True)
+    assert first.read_bytes() == second.read_bytes()
+    text = first.read_text(encoding="utf-8")
+    for secret in ("alice", "bob", "zoë", "@x.edu", "Ådahl", "Bob, Jr."):
+        assert secret not in text
+    rows = list(csv.reader(first.open(encoding="utf-8")))
+    assert rows[0] == list(USAGE_COLUMNS) and len(rows) == 4
+    assert all(len(row[1]) == 32 for row in rows[1:])
+    other_key = tmp_path / "c.csv"
+    export_usage(replace(history, export_hmac_key="another key"), other_key, pseudonymize=True)
+    assert other_key.read_bytes() != first.read_bytes()
+
+
+def test_pseudonymisation_refuses_without_a_key(history, tmp_path):
+    with pytest.raises(ConfigurationError, match="EXPORT_HMAC_KEY"):
+        export_usage(replace(history, export_hmac_key=None), tmp_path / "x.csv", pseudonymize=True)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_department_export_suppresses_small_departments(history, tmp_path):
+    out = tmp_path / "departments.csv"
+    written, suppressed = export_departments(history, out, min_users=1)
+    assert (written, suppressed) == (3, 0)
+    assert export_departments(history, out, min_users=2) == (1, 2)  # Chemistry and Unknown have one user each
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "month,department,users,sessions,total_hours,gpu_hours,cpu_hours,gpu_device_hours"
+    assert lines[1].split(",")[1:] == ["Physics", "2", "2", "1.50", "1.00", "0.50", "0.00"]
+
+
+def test_cli_exports(history, tmp_path, monkeypatch):
+    for key, value in history.database.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("EXPORT_HMAC_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["export", "usage"])
+    assert result.exit_code == 0 and (tmp_path / "user_usage_stats.csv").exists()
+    refused = CliRunner().invoke(app, ["export", "usage", "--pseudonymize", "--out", "p.csv"])
+    assert refused.exit_code == 1 and "EXPORT_HMAC_KEY" in refused.output
+    monkeypatch.setenv("EXPORT_HMAC_KEY", HMAC_KEY)
+    ok = CliRunner().invoke(app, ["export", "usage", "--pseudonymize", "--out", "p.csv"])
+    assert ok.exit_code == 0 and HMAC_KEY not in ok.output
+    departments = CliRunner().invoke(app, ["export", "departments", "--min-users", "1"])
+    assert departments.exit_code == 0 and "wrote 3 department-months" in departments.output
