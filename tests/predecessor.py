@@ -1,4 +1,4 @@
-"""Builds a predecessor database (compat/predecessor_schema.sql) in a schema, with rows."""
+"""Builds a predecessor database (compat/predecessor_*.sql) in a schema, with rows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from psycopg import sql
 
 from loader.config import PROJECT_ROOT
 
-PREDECESSOR_SQL = (PROJECT_ROOT / "compat" / "predecessor_schema.sql").read_text()
+PREDECESSOR_TABLES_SQL = (PROJECT_ROOT / "compat" / "predecessor_tables.sql").read_text()
+PREDECESSOR_VIEWS_SQL = (PROJECT_ROOT / "compat" / "predecessor_views.sql").read_text()
+PREDECESSOR_SQL = PREDECESSOR_TABLES_SQL + "\n" + PREDECESSOR_VIEWS_SQL
 
 
 def create_predecessor(conn: psycopg.Connection, schema: str = "public") -> None:

@@ -1,5 +1,5 @@
 """Property: incremental `user_sessions`, built after each of several out-of-order batches, equals one
-full rebuild, and equals the predecessor's session SQL (compat/predecessor_schema.sql) on the same data.
+full rebuild, and equals the predecessor's session SQL (compat/predecessor_views.sql) on the same data.
 
 Scenarios are independent users, so many of them share one database and one series of dbt runs.
 """
@@ -15,7 +15,7 @@ from psycopg import sql
 from loader.migrate import migrate
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, load_batch, observation
-from tests.predecessor import PREDECESSOR_SQL
+from tests.predecessor import PREDECESSOR_VIEWS_SQL
 
 pytestmark = pytest.mark.dbt
 
@@ -60,6 +60,16 @@ def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, boo
     return observations, uid_changes
 
 
+def per_user_and_node(conn) -> tuple[set[tuple], set[tuple]]:
+    users = conn.execute(
+        "select user_email, round(total_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
+        " round(gpu_device_hours::numeric, 9), total_sessions, applications_used, first_session, last_session,"
+        " favorite_container, last_collector_run_id from analytics.user_session_stats"
+    ).fetchall()
+    nodes = conn.execute("select * from analytics.nodes").fetchall()
+    return set(users), set(nodes)
+
+
 def sessions(conn, where: str = "true") -> set[tuple]:
     return set(conn.execute(f"select {SESSION_COLUMNS} from analytics.user_sessions where {where}").fetchall())
 
@@ -79,27 +89,25 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     for obs in everything:  # random batches: every batch holds observations from anywhere in time
         batches[rng.randrange(batch_count)].append(obs)
 
-    dbt(settings, "run", "--select", "+user_sessions")  # first build: empty table
+    incremental_marts = ["user_sessions", "user_session_stats", "nodes"]
+    dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)  # first build: empty tables
     for batch in batches:
         load_batch(conn, settings, batch)
-        dbt(settings, "run", "--select", "user_sessions")
+        dbt(settings, "run", "--select", *incremental_marts)
     incremental = sessions(conn)
+    incremental_stats = per_user_and_node(conn)
 
-    dbt(settings, "run", "--select", "user_sessions", "--full-refresh")
+    dbt(settings, "run", "--select", *incremental_marts, "--full-refresh")
     rebuilt = sessions(conn)
     assert len(rebuilt) > 150
     assert incremental == rebuilt
+    assert incremental_stats == per_user_and_node(conn)
 
     # The predecessor's definition, on the same rows, for streams whose pods never change uid.
     with conn.transaction():
         conn.execute("create schema predecessor")
-        conn.execute("set local search_path to predecessor")
-        conn.execute(PREDECESSOR_SQL.encode())
-        conn.execute(
-            "insert into predecessor.container_observations select \"timestamp\", user_email, user_name, node_name,"
-            " container_image, container_base, container_version, age_seconds, pod_name from raw.container_observations"
-        )
-        conn.execute("refresh materialized view predecessor.user_sessions")
+        conn.execute("set local search_path to predecessor, raw")  # its views over our raw table
+        conn.execute(PREDECESSOR_VIEWS_SQL.encode())
     without_uid_changes = [f"'user{index}@example.edu'" for index, (_, changes) in enumerate(streams) if not changes]
     assert len(without_uid_changes) > 10
     users = ", ".join(without_uid_changes)

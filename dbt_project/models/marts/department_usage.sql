@@ -1,6 +1,9 @@
-{{ config(materialized='table') }}
+{{ config(materialized='view') }}
 
-{#- Each session counts for the department its user had when it started (users_history). -#}
+{#- Each session counts for the department its user had when it started (users_history). A view:
+    a department change can re-attribute old months (a user's first directory entry reaches back
+    to their first session), so a stored copy would have to be rebuilt from all history every
+    cycle; computed on query, it costs nothing in the 5-minute cycle. -#}
 
 with
 

@@ -1,23 +1,63 @@
-{{ config(materialized='table', indexes=[{'columns': ['node_name'], 'unique': True}]) }}
+-- depends_on: {{ source('raw', 'collector_runs') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='node_name',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['node_name'], 'unique': True},
+            {'columns': ['last_collector_run_id']},
+        ],
+    )
+}}
+
+{#- A node dimension with the node rule applied; incremental, so it costs only what changed.
+    first_seen and last_seen only ever widen, so they merge with the previous row. -#}
 
 with
+
+{% if is_incremental() %}
+
+sessions as (
+    {{ sessions_changed_since_last_run() }}
+),
+
+previous as (
+    select * from {{ this }}
+),
+
+{% else %}
 
 sessions as (
     select * from {{ ref('user_sessions') }}
 ),
 
-per_node as (
+previous as (
+    select
+        null::text as node_name,
+        null::timestamptz as first_seen,
+        null::timestamptz as last_seen
+    where false
+),
+
+{% endif %}
+
+changed as (
     select
         node_name,
-        {{ node_type('node_name') }} as node_type,
         min(session_start) as first_seen,
         max(session_end) as last_seen,
-        count(*) as total_sessions,
-        count(distinct user_email) as distinct_users,
-        sum(runtime_hours) as total_hours,
-        sum(gpu_device_hours) as gpu_device_hours
+        max(last_collector_run_id) as last_collector_run_id
     from sessions
     group by node_name
 )
 
-select * from per_node
+select
+    changed.node_name,
+    {{ node_type('changed.node_name') }} as node_type,
+    least(changed.first_seen, previous.first_seen) as first_seen,
+    greatest(changed.last_seen, previous.last_seen) as last_seen,
+    changed.last_collector_run_id
+from changed
+left join previous on changed.node_name = previous.node_name

@@ -1,9 +1,71 @@
-{{ config(materialized='table', indexes=[{'columns': ['user_email'], 'unique': True}]) }}
+-- depends_on: {{ source('raw', 'collector_runs') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='user_email',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['user_email'], 'unique': True},
+            {'columns': ['last_collector_run_id']},
+        ],
+    )
+}}
+
+{#- Incremental: only users whose sessions changed since the last build are recomputed, from all
+    of their sessions; the cost follows new data, not history. -#}
 
 with
 
+{% if is_incremental() %}
+
+changed_sessions as (
+    {{ sessions_changed_since_last_run() }}
+),
+
+touched_users as (
+    select distinct changed_sessions.user_email from changed_sessions
+),
+
+-- LATERAL keeps this a per-user index range scan, whatever the table's size.
+sessions as (
+    select user_history.*
+    from touched_users
+    cross join lateral (
+        select user_sessions.*
+        from {{ ref('user_sessions') }} as user_sessions
+        where user_sessions.user_email = touched_users.user_email
+    ) as user_history
+),
+
+{% else %}
+
 sessions as (
     select * from {{ ref('user_sessions') }}
+),
+
+{% endif %}
+
+hours_per_container as (
+    select
+        user_email,
+        container_base,
+        sum(runtime_hours) as runtime_hours,
+        count(*) as sessions
+    from sessions
+    group by user_email, container_base
+),
+
+favorite_containers as (
+    select
+        user_email,
+        container_base as favorite_container,
+        -- Ties go to the container with more sessions, then to the alphabetically first name.
+        row_number() over (
+            partition by user_email
+            order by runtime_hours desc, sessions desc, container_base asc
+        ) as rank_by_hours
+    from hours_per_container
 ),
 
 per_user as (
@@ -16,9 +78,26 @@ per_user as (
         count(*) as total_sessions,
         count(distinct container_base) as applications_used,
         min(session_start) as first_session,
-        max(session_end) as last_session
+        max(session_end) as last_session,
+        max(last_collector_run_id) as last_collector_run_id
     from sessions
     group by user_email
 )
 
-select * from per_user
+select
+    per_user.user_email,
+    per_user.total_hours,
+    per_user.gpu_hours,
+    per_user.cpu_hours,
+    per_user.gpu_device_hours,
+    per_user.total_sessions,
+    per_user.applications_used,
+    per_user.first_session,
+    per_user.last_session,
+    favorite_containers.favorite_container,
+    per_user.last_collector_run_id
+from per_user
+left join favorite_containers
+    on
+        per_user.user_email = favorite_containers.user_email
+        and favorite_containers.rank_by_hours = 1

@@ -1,3 +1,4 @@
+-- depends_on: {{ source('raw', 'collector_runs') }}
 {{
     config(
         materialized='incremental',
@@ -23,11 +24,6 @@ with
 
 {% if is_incremental() %}
 
-processed as (
-    select max(last_collector_run_id) as last_collector_run_id
-    from {{ this }}
-),
-
 new_observations as (
     select
         user_email,
@@ -35,7 +31,7 @@ new_observations as (
         node_name,
         observed_at
     from {{ ref('stg_raw__container_observations') }}
-    where collector_run_id > (select coalesce(processed.last_collector_run_id, 0) from processed)
+    where {{ runs_since_last_build('collector_run_id') }}
 
     union all
 
@@ -59,37 +55,41 @@ touched_keys as (
     group by user_email, pod_name, node_name
 ),
 
--- Sessions ending more than the gap before the earliest new observation cannot change;
--- the earliest session that can, starts where recomputation starts.
+-- Sessions ending more than the gap before the earliest new observation cannot change; the
+-- earliest session that can, starts where recomputation starts. Per key, by index look-up.
 recompute_windows as (
     select
         touched_keys.user_email,
         touched_keys.pod_name,
         touched_keys.node_name,
-        least(touched_keys.earliest_new_observation, min(previous_sessions.session_start)) as recompute_from
+        least(
+            touched_keys.earliest_new_observation,
+            (
+                select min(previous_sessions.session_start)
+                from {{ this }} as previous_sessions
+                where
+                    previous_sessions.user_email = touched_keys.user_email
+                    and previous_sessions.pod_name = touched_keys.pod_name
+                    and previous_sessions.node_name = touched_keys.node_name
+                    and previous_sessions.session_end >= touched_keys.earliest_new_observation - {{ gap }}
+            )
+        ) as recompute_from
     from touched_keys
-    left join {{ this }} as previous_sessions
-        on
-            touched_keys.user_email = previous_sessions.user_email
-            and touched_keys.pod_name = previous_sessions.pod_name
-            and touched_keys.node_name = previous_sessions.node_name
-            and previous_sessions.session_end >= touched_keys.earliest_new_observation - {{ gap }}
-    group by
-        touched_keys.user_email,
-        touched_keys.pod_name,
-        touched_keys.node_name,
-        touched_keys.earliest_new_observation
 ),
 
+-- LATERAL keeps this a per-key index range scan, whatever the table's size.
 observations as (
-    select observations.*
-    from {{ ref('stg_raw__container_observations') }} as observations
-    inner join recompute_windows
-        on
-            observations.user_email = recompute_windows.user_email
-            and observations.pod_name = recompute_windows.pod_name
-            and observations.node_name = recompute_windows.node_name
-            and observations.observed_at >= recompute_windows.recompute_from
+    select window_observations.*
+    from recompute_windows
+    cross join lateral (
+        select stg_observations.*
+        from {{ ref('stg_raw__container_observations') }} as stg_observations
+        where
+            stg_observations.user_email = recompute_windows.user_email
+            and stg_observations.pod_name = recompute_windows.pod_name
+            and stg_observations.node_name = recompute_windows.node_name
+            and stg_observations.observed_at >= recompute_windows.recompute_from
+    ) as window_observations
 ),
 
 {% else %}

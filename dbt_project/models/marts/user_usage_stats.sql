@@ -12,14 +12,6 @@ directory as (
     select * from {{ ref('users') }}
 ),
 
-favorites as (
-    select
-        user_email,
-        container_base as favorite_container
-    from {{ ref('int_user_container_hours') }}
-    where rank_by_hours = 1
-),
-
 export as (
     select
         directory.full_name as fullname,
@@ -31,10 +23,9 @@ export as (
         round(stats.total_hours::numeric, 2) as total_hours,
         stats.total_sessions,
         {{ utc_iso8601('stats.last_session') }} as last_seen,
-        favorites.favorite_container
+        stats.favorite_container
     from stats
     left join directory on stats.user_email = directory.email
-    left join favorites on stats.user_email = favorites.user_email
 )
 
 select * from export

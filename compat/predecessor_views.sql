@@ -1,29 +1,5 @@
--- The predecessor's objects, as its deployments hold them. Sessions: consecutive
--- observations of one (user_email, pod_name, node_name) with no gap longer than 60 minutes.
-
-create table container_observations (
-    "timestamp" timestamptz not null,
-    user_email text not null,
-    user_name text,
-    node_name text,
-    container_image text,
-    container_base text not null,
-    container_version text,
-    age_seconds integer,
-    pod_name text not null,
-    primary key (user_email, pod_name, "timestamp")
-);
-
-create table users (
-    email text primary key,
-    user_id text,
-    full_name text,
-    department text,
-    job_title text,
-    college text,
-    first_seen timestamptz,
-    last_seen timestamptz
-);
+-- The predecessor's session views, refreshed in full every 5 minutes. They read
+-- container_observations through the search_path, so they can sit over any copy of it.
 
 create materialized view user_sessions as
 with ordered as (

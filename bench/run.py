@@ -1,0 +1,302 @@
+"""`make bench`: the 5-minute cycle against the predecessor's full refresh, as history grows.
+
+Builds a year of synthetic history inside PostgreSQL (daily rhythm, GPU and CPU nodes), first up
+to --first observations, then up to --observations. At each size it times, as medians of
+--repetitions runs: one collection of --pods pods (database time of the write), the predecessor's
+REFRESH MATERIALIZED VIEW CONCURRENTLY of its sessions view, this project's cycle (`jupyterhub-metrics
+build`, wall time) and the SQL time of user_sessions alone; and once, a full rebuild of the marts.
+Then it counts the Graph requests of a users sync for 1,000 users against the local Graph stand-in.
+
+Uses the DB_* database server, or the embedded one under .local/ when DB_HOST is unset, and
+always its own database `jupyterhub_metrics_bench` (created afresh; no other database is touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loader.collect import build_rows, pods_from_document  # noqa: E402
+from loader.config import PROJECT_ROOT, load_settings  # noqa: E402
+from loader.db import connect  # noqa: E402
+from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt  # noqa: E402
+from loader.demo import LOCAL_SERVER_FOLDER  # noqa: E402
+from loader.graph_source import DirectoryEntry, GraphClient  # noqa: E402
+from loader.migrate import migrate  # noqa: E402
+from loader.raw_store import RunRecord, record_collection, write_directory_entries  # noqa: E402
+from loader.synthetic import SyntheticPod, SyntheticUser, pod_document  # noqa: E402
+
+BENCH_DATABASE = "jupyterhub_metrics_bench"
+STEP = timedelta(minutes=5)
+DAYS = 365
+# Mean observations per user per year that the generator below produces (sessions on ~31% of
+# days, lasting 1 to 60 collections, 21 on average).
+OBSERVATIONS_PER_USER = 2400
+
+log = logging.getLogger("bench")
+
+
+def bench_settings():
+    settings = load_settings()
+    if settings.database_configured:
+        admin = replace(settings.database, name="postgres")
+    else:
+        from loader.embedded import local_server
+
+        admin = local_server(LOCAL_SERVER_FOLDER)
+    with connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(BENCH_DATABASE)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(BENCH_DATABASE)))
+    return settings.with_database(replace(admin, name=BENCH_DATABASE))
+
+
+def grow_history(conn: psycopg.Connection, *, users: int, start: datetime, first_tick: int, last_tick: int) -> int:
+    """Sessions of `users` users, their observations at collections [first_tick, last_tick) of the year."""
+    conn.execute("select setseed(0.2026)")
+    conn.execute(
+        """
+        create temp table if not exists bench_sessions as
+        with days as (
+            select user_number, day,
+                   extract(isodow from %(start)s::timestamptz + day * interval '1 day') >= 6 as weekend,
+                   random() as draw, random() as hour_draw, random() as length_draw, random() as node_draw
+            from generate_series(1, %(users)s) as user_number, generate_series(0, %(days)s - 1) as day
+        )
+        select user_number, day,
+               (day * 288 + 96 + (hour_draw * 108)::int) as start_tick,       -- 08:00 to 17:00 UTC
+               1 + (power(length_draw, 2) * 60)::int as collections,           -- 5 minutes to 5 hours
+               case when user_number %% 4 = 0 then 'gpu-a100-' || (1 + (node_draw * 11)::int)
+                    else 'cpu-standard-' || (1 + (node_draw * 29)::int) end as node_name,
+               (array['scipy-notebook', 'datascience-notebook', 'pytorch-notebook', 'r-notebook'])
+                   [1 + user_number %% 4] as container_base
+        from days
+        where draw < case when weekend then 0.1 else 0.4 end
+        """,
+        {"start": start, "users": users, "days": DAYS},
+    )
+    with conn.transaction():
+        conn.execute(
+            """
+            insert into raw.collector_runs (id, kind, cluster, started_at, finished_at, observed_at, status)
+            overriding system value
+            select tick + 1, 'collect', 'bench', at, at, at, 'succeeded'
+            from generate_series(%(first)s, %(last)s - 1) as tick,
+                 lateral (select %(start)s::timestamptz + tick * interval '5 minutes' as at) as moment
+            on conflict (id) do nothing
+            """,
+            {"first": first_tick, "last": last_tick, "start": start},
+        )
+        inserted = conn.execute(
+            """
+            insert into raw.container_observations (
+                "timestamp", user_email, user_name, node_name, container_image, container_base,
+                container_version, age_seconds, pod_name, cluster, namespace, pod_uid, server_name,
+                gpu_count, cpu_request, memory_request_bytes, pod_started_at, collector_run_id)
+            select %(start)s::timestamptz + (start_tick + step) * interval '5 minutes',
+                   'user' || user_number || '@bench.example.edu', 'user' || user_number, node_name,
+                   'quay.io/jupyter/' || container_base || ':2026-01', container_base, '2026-01',
+                   step * 300 + 40, 'jupyter-user' || user_number, 'bench', 'jhub',
+                   md5(user_number || '/' || day), '', case when node_name like 'gpu%%' then 1 else 0 end,
+                   0.5, 2147483648, %(start)s::timestamptz + start_tick * interval '5 minutes',
+                   start_tick + step + 1
+            from bench_sessions, generate_series(0, collections - 1) as step
+            where start_tick + step >= %(first)s and start_tick + step < %(last)s
+            on conflict do nothing
+            """,
+            {"first": first_tick, "last": last_tick, "start": start},
+        ).rowcount
+        conn.execute(
+            "select setval(pg_get_serial_sequence('raw.collector_runs', 'id'), greatest(%s, max(id))) from raw.collector_runs",
+            (last_tick,),
+        )
+    conn.execute("analyze raw.container_observations")
+    conn.execute("analyze raw.collector_runs")
+    return inserted
+
+
+def next_collection(conn: psycopg.Connection, pods: int, at: datetime) -> list[dict]:
+    """`pods` running pods at `at`: the pods of the previous collection, continued, and new ones."""
+    running = conn.execute(
+        """
+        select user_email, pod_name, node_name, pod_uid, container_base
+        from raw.container_observations
+        where "timestamp" = %s
+        limit %s
+        """,
+        (at - STEP, pods),
+    ).fetchall()
+    busy = {row[0] for row in running}
+    number = 0
+    while len(running) < pods:
+        number += 1
+        email = f"user{number}@bench.example.edu"
+        if email not in busy:
+            node = f"gpu-a100-{1 + number % 11}" if number % 4 == 0 else f"cpu-standard-{1 + number % 29}"
+            running.append((email, f"jupyter-user{number}", node, f"new-{number}-{at.timestamp():.0f}", "scipy-notebook"))
+    documents = []
+    for email, pod_name, node, uid, base in running:
+        user = SyntheticUser(email, "Bench", "User", 5, 2, 0, (0,), False, "ks7")
+        pod = SyntheticPod(user, pod_name, "", uid, node, f"quay.io/jupyter/{base}:2026-01",
+                           1 if node.startswith("gpu") else 0, at - timedelta(minutes=30), at + STEP)
+        documents.append(pod_document(pod))
+    return documents
+
+
+def timed(action) -> float:
+    began = time.perf_counter()
+    action()
+    return time.perf_counter() - began
+
+
+def model_seconds(settings, model: str) -> float:
+    results = json.loads((settings.dbt_project_dir / "target" / "run_results.json").read_text())
+    return next(r["execution_time"] for r in results["results"] if r["unique_id"] == f"model.jupyterhub_metrics.{model}")
+
+
+def dbt_or_fail(settings, args: list[str]) -> None:
+    if not run_dbt(settings, args):
+        raise SystemExit(f"dbt {' '.join(args)} failed; see its log above")
+
+
+def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: datetime) -> tuple[dict, datetime]:
+    observations = conn.execute("select count(*) from raw.container_observations").fetchone()[0]
+    log.info("%s: %d observations; full rebuild of the marts", label, observations)
+    full_rebuild = timed(lambda: dbt_or_fail(settings, [*CYCLE_BUILD_ARGS, "--full-refresh"]))
+    conn.execute("refresh materialized view predecessor.user_sessions")
+    figures: dict[str, list[float]] = {"collect_db": [], "predecessor_refresh": [], "cycle_build": [], "user_sessions_sql": []}
+    for repetition in range(repetitions):
+        at += STEP
+        documents = next_collection(conn, pods, at)
+        rows, _ = build_rows(pods_from_document({"items": documents}, settings.collect.selector), settings.collect, at)
+        run = RunRecord(kind="collect", started_at=datetime.now(timezone.utc), cluster="bench", observed_at=at,
+                        pods_listed=len(documents))
+        figures["collect_db"].append(timed(lambda: record_collection(conn, settings.raw_schema, run, rows)))
+        figures["predecessor_refresh"].append(
+            timed(lambda: conn.execute("refresh materialized view concurrently predecessor.user_sessions"))
+        )
+        figures["cycle_build"].append(timed(lambda: dbt_or_fail(settings, CYCLE_BUILD_ARGS)))
+        figures["user_sessions_sql"].append(model_seconds(settings, "user_sessions"))
+        log.info("%s repetition %d: %s", label, repetition + 1, {k: round(v[-1], 3) for k, v in figures.items()})
+    medians = {key: statistics.median(values) for key, values in figures.items()}
+    sessions = conn.execute("select count(*) from analytics.user_sessions").fetchone()[0]
+    return {"label": label, "observations": observations, "sessions": sessions, "full_rebuild": full_rebuild,
+            **medians, "samples": figures}, at
+
+
+def graph_requests_for(users: int) -> dict:
+    """Requests a users sync makes for `users` users: 5% need the mail look-up, 2% are unknown."""
+    from tests.graph_api_stub import GraphApiStub, graph_user
+
+    emails = [f"user{n}@bench.example.edu" for n in range(users)]
+    directory = [
+        graph_user(email, f"User {n}", "Physics", "STUDENT", upn=f"u{n}@ad.example.edu" if n % 20 == 0 else None)
+        for n, email in enumerate(emails) if n % 50 != 1
+    ]
+    with GraphApiStub(directory) as stub:
+        client = GraphClient(stub.url, "bench-token")
+        entries = [entry for batch in client.lookup(emails) for entry in batch]
+    return {"users": users, "requests": client.requests_made,
+            "found": sum(e.status == "found" for e in entries), "not_found": sum(e.status == "not_found" for e in entries)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--observations", type=int, default=10_000_000, help="history at the second size")
+    parser.add_argument("--first", type=int, default=1_000_000, help="history at the first size")
+    parser.add_argument("--pods", type=int, default=1000, help="pods in each measured collection")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "latest.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("loader").setLevel(logging.WARNING)
+
+    settings = bench_settings()
+    users = max(10, round(args.observations / OBSERVATIONS_PER_USER))
+    start = (datetime.now(timezone.utc) - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Each size ends at noon, when the hub is busy: measured collections mostly extend open sessions.
+    first_day = max(1, min(DAYS - 1, round(DAYS * args.first / args.observations)))
+    noon = 144
+    results = []
+    with connect(settings.database, autocommit=True) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        write_directory_entries(conn, settings.raw_schema, [
+            DirectoryEntry(f"user{n}@bench.example.edu", "found", f"g{n}", f"User {n}",
+                           ["Physics", "Chemistry", "Fellowships"][n % 3],
+                           "GRAD RESEARCH ASST, Mathematics" if n % 3 == 2 else "STUDENT")
+            for n in range(1, users + 1)
+        ])
+        conn.execute("create schema predecessor")
+        with conn.transaction():
+            conn.execute("set local search_path to predecessor, raw")
+            conn.execute((PROJECT_ROOT / "compat" / "predecessor_views.sql").read_bytes())
+        at = start
+        sizes = (("first", 0, (first_day - 1) * 288 + noon), ("second", (first_day - 1) * 288 + noon, (DAYS - 1) * 288 + noon))
+        for label, first_tick, last_tick in sizes:
+            seconds = timed(lambda: grow_history(conn, users=users, start=start, first_tick=first_tick, last_tick=last_tick))
+            log.info("generated collections %d to %d in %.0f s", first_tick, last_tick, seconds)
+            at = start + (last_tick - 1) * STEP
+            figures, at = measure(settings, conn, label=label, pods=args.pods, repetitions=args.repetitions, at=at)
+            results.append(figures)
+    graph = graph_requests_for(1000)
+
+    small, large = results
+    report = {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pods_per_collection": args.pods,
+        "repetitions": args.repetitions,
+        "sizes": results,
+        "ratios": {
+            "user_sessions_vs_predecessor_refresh_at_largest": large["user_sessions_sql"] / large["predecessor_refresh"],
+            "cycle_largest_vs_smallest": large["cycle_build"] / small["cycle_build"],
+        },
+        "targets": {
+            "user_sessions_at_most_1pct_of_refresh": large["user_sessions_sql"] <= 0.01 * large["predecessor_refresh"],
+            "cycle_growth_at_most_1_5x": large["cycle_build"] <= 1.5 * small["cycle_build"],
+            "collect_db_under_0_5s": max(small["collect_db"], large["collect_db"]) < 0.5,
+            "users_sync_1000_at_most_55_requests": graph["requests"] <= 55,
+        },
+        "users_sync": graph,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    print(f"\nfigures written to {args.out}")
+
+
+def table(report: dict) -> str:
+    lines = [
+        "| observations | sessions | collect (DB) | predecessor refresh | cycle `build` | user_sessions SQL | full rebuild |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in report["sizes"]:
+        lines.append(
+            f"| {size['observations']:,} | {size['sessions']:,} | {size['collect_db']:.3f} s | "
+            f"{size['predecessor_refresh']:.2f} s | {size['cycle_build']:.2f} s | {size['user_sessions_sql']:.3f} s | "
+            f"{size['full_rebuild']:.1f} s |"
+        )
+    ratios, graph = report["ratios"], report["users_sync"]
+    lines += [
+        "",
+        f"user_sessions / predecessor refresh at the largest size: {ratios['user_sessions_vs_predecessor_refresh_at_largest']:.2%}"
+        " (target at most 1%)",
+        f"cycle at the largest size / cycle at the smallest: {ratios['cycle_largest_vs_smallest']:.2f}x (target at most 1.5x)",
+        f"users sync of {graph['users']} users: {graph['requests']} Graph requests (target at most 55)",
+        "targets met: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in report["targets"].items()),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
