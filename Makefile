@@ -8,13 +8,17 @@ CLI := $(BIN)/python -m loader
 
 .PHONY: venv demo test lint collect build docs bench migrate clean-local
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(BIN)/helm
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# helm for the chart tests, pinned (tools/install_helm.py says where it comes from).
+$(BIN)/helm: tools/install_helm.py $(VENV)/.installed
+	$(BIN)/python tools/install_helm.py $@
 
 demo: venv
 	$(CLI) demo

@@ -62,6 +62,25 @@ def db_migrate() -> None:
     )
 
 
+@db_app.command("readonly-role")
+@one_line_errors
+def db_readonly_role(
+    role: str = typer.Option("grafana_reader", envvar="READONLY_DB_USER", help="Role to create or update."),
+) -> None:
+    """Create or update a read-only role for dashboards (password from READONLY_DB_PASSWORD)."""
+    import os
+
+    from loader.db import connect
+    from loader.roles import ensure_readonly_role
+
+    config = settings()
+    with connect(config.database) as conn:
+        ensure_readonly_role(
+            conn, role, os.environ.get("READONLY_DB_PASSWORD", ""), [config.analytics_schema, config.raw_schema]
+        )
+    typer.echo(f"role {role} can read schemas {config.analytics_schema} and {config.raw_schema}")
+
+
 def parse_at(value: Optional[str]) -> Optional[datetime]:
     if value is None:
         return None
@@ -201,11 +220,25 @@ def dbt(ctx: typer.Context) -> None:
 @app.command()
 @one_line_errors
 def build() -> None:
-    """The dbt build that follows every collection (models, snapshots, data tests)."""
+    """The dbt build that follows every collection (models and snapshots; `check` runs the data tests)."""
     from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 
     if not run_dbt(settings(), CYCLE_BUILD_ARGS):
         raise typer.Exit(1)
+
+
+@app.command()
+@one_line_errors
+def check() -> None:
+    """Data quality: every dbt data test, then source freshness (is the collector running?)."""
+    from loader.dbt_runner import CHECK_FRESHNESS_ARGS, CHECK_TEST_ARGS, run_dbt
+
+    config = settings()
+    tests_passed = run_dbt(config, CHECK_TEST_ARGS)
+    fresh = run_dbt(config, CHECK_FRESHNESS_ARGS)
+    if not (tests_passed and fresh):
+        failed = [name for name, ok in (("data tests", tests_passed), ("source freshness", fresh)) if not ok]
+        raise LoaderError(f"{' and '.join(failed)} failed; dbt's output above names the failing checks")
 
 
 @app.command()

@@ -9,9 +9,12 @@ from typing import Iterator
 from loader.config import Settings
 from loader.errors import LoaderError
 
-# What runs after every collection. Unit tests are development checks (they need the models'
-# tables to exist already); data tests, snapshots and models all run.
-CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+# What runs after every collection: models and snapshots, whose cost follows new data.
+CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+# Data quality, on its own schedule: data tests read whole tables, so their cost follows history.
+# (Unit tests are development checks; `make test` runs them.)
+CHECK_TEST_ARGS = ["test", "--exclude-resource-type", "unit_test"]
+CHECK_FRESHNESS_ARGS = ["source", "freshness"]
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
+from loader.dbt_runner import CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, run_dbt
 from loader.errors import LoaderError
 from loader.migrate import migrate
 from tests.conftest import settings_for
@@ -54,7 +54,8 @@ def built(module_database):
             " ('carol@x.edu', 'Carol O''Neil', 'Physics', 'PROFESSOR', 'found', now()),"
             " ('dave@x.edu', null, null, null, 'not_found', now())"
         )
-    dbt(settings, *CYCLE_BUILD_ARGS)  # models, snapshot and data tests, as after every collection
+    dbt(settings, *CYCLE_BUILD_ARGS)  # models and snapshot, as after every collection
+    dbt(settings, *CHECK_TEST_ARGS)  # every data test, as `jupyterhub-metrics check` runs them
     dbt(settings, "test", "--resource-type", "unit_test")  # unit tests need the built tables
     return settings
 

@@ -8,7 +8,7 @@
 with
 
 sessions as (
-    select * from {{ ref('int_sessions_with_department') }}
+    select * from {{ ref('department_sessions') }}
 ),
 
 per_department_month as (

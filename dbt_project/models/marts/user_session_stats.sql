@@ -35,6 +35,8 @@ sessions as (
         select user_sessions.*
         from {{ ref('user_sessions') }} as user_sessions
         where user_sessions.user_email = touched_users.user_email
+        -- offset 0 stops the planner from flattening this into one join over the whole table.
+        offset 0  -- noqa: AM09
     ) as user_history
 ),
 

@@ -89,6 +89,8 @@ observations as (
             and stg_observations.pod_name = recompute_windows.pod_name
             and stg_observations.node_name = recompute_windows.node_name
             and stg_observations.observed_at >= recompute_windows.recompute_from
+        -- offset 0 stops the planner from flattening this into one join over the whole table.
+        offset 0  -- noqa: AM09
     ) as window_observations
 ),
 

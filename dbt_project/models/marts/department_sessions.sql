@@ -1,3 +1,7 @@
+{{ config(materialized='view') }}
+
+{#- Sessions with the department and job title their user had when each started. -#}
+
 with
 
 sessions as (
@@ -13,6 +17,8 @@ attributed as (
         sessions.session_id,
         sessions.user_email,
         sessions.session_start,
+        sessions.node_type,
+        sessions.container_base,
         sessions.runtime_hours,
         sessions.gpu_hours,
         sessions.cpu_hours,

@@ -1,0 +1,143 @@
+{{- define "jhm.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jhm.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "jhm.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jhm.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "jhm.secretName" -}}{{ include "jhm.fullname" . }}{{- end -}}
+
+{{- define "jhm.databaseSecret" -}}{{ .Values.database.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
+{{- define "jhm.readonlySecret" -}}{{ .Values.readonlyRole.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
+{{- define "jhm.graphSecret" -}}{{ .Values.graph.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
+
+{{- define "jhm.databaseHost" -}}
+{{- if .Values.database.external.enabled -}}
+{{- required "database.external.host is required when database.external.enabled is true" .Values.database.external.host -}}
+{{- else -}}
+{{- printf "%s-timescaledb" (include "jhm.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jhm.databasePort" -}}
+{{- if .Values.database.external.enabled -}}{{ .Values.database.external.port }}{{- else -}}5432{{- end -}}
+{{- end -}}
+
+{{- define "jhm.graphEnabled" -}}
+{{- if and .Values.usersSync.enabled (or .Values.graph.existingSecret (and .Values.graph.tenantId .Values.graph.clientId .Values.graph.clientSecret)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* A secret value: the given one, else the one stored by an earlier release (so upgrades keep it),
+     else a random one. Generated values are remembered for the rest of this render, so every
+     template that needs one (the Secret and the Grafana datasource) gets the same. */}}
+{{- define "jhm.secretValue" -}}
+{{- $cache := .context.Values._generatedSecrets | default dict -}}
+{{- $existing := lookup "v1" "Secret" .context.Release.Namespace (include "jhm.secretName" .context) -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else if and $existing (index ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else if hasKey $cache .key -}}
+{{- index $cache .key -}}
+{{- else -}}
+{{- $generated := randAlphaNum 32 -}}
+{{- $_ := set $cache .key $generated -}}
+{{- $_ := set .context.Values "_generatedSecrets" $cache -}}
+{{- $generated -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jhm.loaderEnv" -}}
+- name: DB_HOST
+  value: {{ include "jhm.databaseHost" . | quote }}
+- name: DB_PORT
+  value: {{ include "jhm.databasePort" . | quote }}
+- name: DB_NAME
+  value: {{ .Values.database.name | quote }}
+- name: DB_USER
+  value: {{ .Values.database.user | quote }}
+- name: DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "jhm.databaseSecret" . }}
+      key: DB_PASSWORD
+- name: DB_SSLMODE
+  value: {{ .Values.database.sslmode | quote }}
+- name: RAW_SCHEMA
+  value: {{ .Values.database.rawSchema | quote }}
+- name: DBT_SCHEMA
+  value: {{ .Values.database.analyticsSchema | quote }}
+# dbt writes its artefacts and logs; the root filesystem is read-only.
+- name: DBT_TARGET_PATH
+  value: /tmp/dbt/target
+- name: DBT_LOG_PATH
+  value: /tmp/dbt/logs
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+{{- end -}}
+
+{{- define "jhm.podSpecCommon" -}}
+serviceAccountName: {{ include "jhm.fullname" . }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: tmp
+    emptyDir: {}
+{{- end -}}
+
+{{- define "jhm.collectorEnv" -}}
+- name: COLLECT_NAMESPACES
+  value: {{ join "," .Values.collector.namespaces | quote }}
+- name: COLLECT_SELECTOR
+  value: {{ .Values.collector.selector | quote }}
+- name: COLLECT_USER_FROM
+  value: {{ .Values.collector.userFrom | quote }}
+- name: COLLECT_EMAIL_DOMAIN
+  value: {{ .Values.collector.emailDomain | quote }}
+- name: CLUSTER_NAME
+  value: {{ .Values.collector.clusterName | quote }}
+{{- end -}}
+
+{{- define "jhm.graphEnv" -}}
+{{- range list "AZURE_TENANT_ID" "AZURE_CLIENT_ID" "AZURE_CLIENT_SECRET" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "jhm.graphSecret" $ }}
+      key: {{ . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,190 @@
+"""The single source of the Grafana dashboards: `python grafana/build_dashboards.py` writes
+grafana/dashboards/*.json, which the Helm chart ships as they are (a test checks they match).
+
+Panels read the dbt marts and the hourly views by unqualified name: the read-only role's
+search_path holds the analytics and raw schemas, so the same SQL works whatever they are called,
+on plain PostgreSQL and on TimescaleDB. GPU or CPU always comes from the marts' node_type.
+Variables are interpolated with Grafana's `sqlstring` format (quoted, quotes doubled).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "jupyterhub-metrics"}
+USER = "${user:sqlstring}"
+
+
+def panel(title: str, sql: str, *, kind: str = "timeseries", fmt: str = "time_series", width: int = 12,
+          height: int = 8, unit: str | None = None, description: str = "") -> dict:
+    return {
+        "title": title,
+        "description": description,
+        "type": kind,
+        "datasource": DATASOURCE,
+        "gridPos": {"w": width, "h": height},
+        "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
+        "options": {"reduceOptions": {"calcs": ["lastNotNull"]}} if kind == "stat" else {},
+        "targets": [{
+            "refId": "A", "datasource": DATASOURCE, "editorMode": "code", "rawQuery": True,
+            "format": fmt, "rawSql": " ".join(sql.split()),
+        }],
+    }
+
+
+def stat(title: str, sql: str, **options) -> dict:
+    return panel(title, sql, kind="stat", fmt="table", width=options.pop("width", 8), height=4, **options)
+
+
+def table(title: str, sql: str, **options) -> dict:
+    return panel(title, sql, kind="table", fmt="table", **options)
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict] = ()) -> dict:
+    x = y = row_height = 0
+    for number, item in enumerate(panels, start=1):
+        width, height = item["gridPos"]["w"], item["gridPos"]["h"]
+        if x + width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        item["id"] = number
+        item["gridPos"].update({"x": x, "y": y})
+        x, row_height = x + width, max(row_height, height)
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["jupyterhub", "jupyterhub-metrics"],
+        "timezone": "utc",
+        "editable": False,
+        "refresh": "5m",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-30d", "to": "now"},
+        "templating": {"list": list(variables)},
+        "annotations": {"list": []},
+        "links": [{"type": "dashboards", "tags": ["jupyterhub-metrics"], "asDropdown": True, "title": "JupyterHub"}],
+        "panels": panels,
+    }
+
+
+def all_dashboards() -> dict[str, dict]:
+    sessions_in_range = "from user_sessions where $__timeFilter(session_start)"
+    user_variable = {
+        "name": "user", "label": "User", "type": "query", "datasource": DATASOURCE,
+        "query": "select email from users where first_seen is not null order by email",
+        "definition": "select email from users where first_seen is not null order by email",
+        "refresh": 1, "sort": 1, "includeAll": False, "multi": False,
+    }
+    return {
+        "overview": dashboard("jhm-overview", "JupyterHub: overview", "Who is on the hub now and how use changes.", [
+            stat("Active users now", "select count(distinct user_email) as users from user_sessions"
+                 " where session_end >= now() - interval '10 minutes'"),
+            stat("Active users, last 24 hours", "select count(distinct user_email) as users from user_sessions"
+                 " where session_end >= now() - interval '24 hours'"),
+            stat("Active users, last 30 days", "select count(distinct user_email) as users from user_sessions"
+                 " where session_end >= now() - interval '30 days'"),
+            panel("Sessions started", f"select $__timeGroupAlias(session_start, $__interval), count(*) as sessions"
+                  f" {sessions_in_range} group by 1 order by 1"),
+            panel("Running pods (hourly)", "select bucket as time, sum(distinct_pods) as pods from hourly_node_stats"
+                  " where $__timeFilter(bucket) group by 1 order by 1"),
+            panel("Active users (hourly)", "select bucket as time, count(distinct user_email) as users"
+                  " from hourly_pod_activity where $__timeFilter(bucket) group by 1 order by 1", width=24),
+        ]),
+        "users": dashboard("jhm-users", "JupyterHub: users", "Growth, heaviest users, GPU against CPU.", [
+            panel("Users so far", "select time, sum(new_users) over (order by time) as users from ("
+                  " select $__timeGroup(first_seen, '1d') as time, count(*) as new_users from users"
+                  " where first_seen <= $__timeTo() group by 1) as daily order by 1"),
+            panel("GPU and CPU hours per day", "select $__timeGroupAlias(session_start, '1d'),"
+                  f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}"
+                  " group by 1 order by 1", kind="barchart", unit="h"),
+            table("Top users", "select s.user_email as user, u.department,"
+                  " round(sum(s.runtime_hours)::numeric, 2) as hours, round(sum(s.gpu_hours)::numeric, 2) as gpu_hours,"
+                  " round(sum(s.cpu_hours)::numeric, 2) as cpu_hours, count(*) as sessions"
+                  " from user_sessions as s left join users as u on u.email = s.user_email"
+                  " where $__timeFilter(s.session_start) group by 1, 2 order by hours desc limit 25", width=16),
+            panel("GPU against CPU hours", f"select sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
+                  f" {sessions_in_range}", kind="piechart", fmt="table", width=8, unit="h"),
+        ]),
+        "user-detail": dashboard("jhm-user-detail", "JupyterHub: user detail", "One user's sessions, hours and images.", [
+            stat("Hours, all time", f"select round(total_hours::numeric, 2) as hours from user_session_stats"
+                 f" where user_email = {USER}", unit="h"),
+            stat("GPU hours, all time", f"select round(gpu_hours::numeric, 2) as gpu_hours from user_session_stats"
+                 f" where user_email = {USER}", unit="h"),
+            stat("Sessions, all time", f"select total_sessions as sessions from user_session_stats"
+                 f" where user_email = {USER}"),
+            panel("Hours per day", "select $__timeGroupAlias(session_start, '1d'), sum(gpu_hours) as gpu_hours,"
+                  f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
+                  " and $__timeFilter(session_start) group by 1 order by 1", kind="barchart", unit="h"),
+            panel("Images used", "select container_base as image, sum(runtime_hours) as hours from user_sessions"
+                  f" where user_email = {USER} and $__timeFilter(session_start) group by 1 order by 2 desc",
+                  kind="piechart", fmt="table", unit="h"),
+            table("Sessions", "select session_start, session_end, round(runtime_hours::numeric, 2) as hours,"
+                  " node_name, node_type, container_base, container_version, server_name from user_sessions"
+                  f" where user_email = {USER} and $__timeFilter(session_start) order by session_start desc",
+                  width=24),
+        ], variables=[user_variable]),
+        "demographics": dashboard("jhm-demographics", "JupyterHub: demographics",
+                                  "Use by department (as it was when each session started) and job title.", [
+            panel("Hours by department", "select department, sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
+                  " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
+                  " and month <= $__timeTo()::timestamptz::date group by 1 order by sum(total_hours) desc",
+                  kind="barchart", fmt="table", unit="h"),
+            panel("Users per department and month", "select month::timestamptz as time, department as metric, users"
+                  " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
+                  " and month <= $__timeTo()::timestamptz::date order by 1, 2", kind="barchart"),
+            table("Job titles", "select coalesce(job_title, 'Unknown') as job_title, count(distinct user_email) as users,"
+                  " round(sum(runtime_hours)::numeric, 2) as hours from department_sessions"
+                  " where $__timeFilter(session_start) group by 1 order by hours desc limit 30"),
+            table("Departments and applications", "select department, container_base as application,"
+                  " count(distinct user_email) as users, round(sum(runtime_hours)::numeric, 2) as hours"
+                  " from department_sessions where $__timeFilter(session_start) group by 1, 2"
+                  " order by hours desc limit 50"),
+        ]),
+        "applications": dashboard("jhm-applications", "JupyterHub: applications", "Images and versions in use.", [
+            panel("Users per image (hourly)", "select bucket as time, container_base as metric,"
+                  " count(distinct user_email) as users from hourly_pod_activity where $__timeFilter(bucket)"
+                  " group by 1, 2 order by 1"),
+            panel("Pods per image version (hourly)", "select bucket as time,"
+                  " container_base || ':' || container_version as metric, distinct_pods as pods"
+                  " from hourly_image_stats where $__timeFilter(bucket) order by 1"),
+            table("Images and versions", "select container_base as image, container_version as version,"
+                  " count(distinct user_email) as users, count(*) as sessions,"
+                  f" round(sum(runtime_hours)::numeric, 2) as hours {sessions_in_range}"
+                  " group by 1, 2 order by hours desc", width=24),
+        ]),
+        "nodes": dashboard("jhm-nodes", "JupyterHub: nodes", "GPU against CPU use per node (the marts' node rule).", [
+            panel("Pods on GPU and CPU nodes (hourly)", "select h.bucket as time, n.node_type as metric,"
+                  " sum(h.distinct_pods) as pods from hourly_node_stats as h join nodes as n on n.node_name = h.node_name"
+                  " where $__timeFilter(h.bucket) group by 1, 2 order by 1"),
+            panel("GPU device hours per day", "select $__timeGroupAlias(session_start, '1d'),"
+                  f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
+                  kind="barchart", unit="h"),
+            table("Hours per node", "select s.node_name as node, n.node_type,"
+                  " count(distinct s.user_email) as users, round(sum(s.runtime_hours)::numeric, 2) as hours"
+                  " from user_sessions as s join nodes as n on n.node_name = s.node_name"
+                  " where $__timeFilter(s.session_start) group by 1, 2 order by hours desc"),
+            panel("Pods per node (hourly)", "select bucket as time, node_name as metric, distinct_pods as pods"
+                  " from hourly_node_stats where $__timeFilter(bucket) order by 1"),
+        ]),
+    }
+
+
+def rendered() -> dict[str, str]:
+    return {f"{name}.json": json.dumps(board, indent=2) + "\n" for name, board in all_dashboards().items()}
+
+
+def main() -> None:
+    DASHBOARDS.mkdir(exist_ok=True)
+    for name, text in rendered().items():
+        (DASHBOARDS / name).write_text(text)
+    stale = {path.name for path in DASHBOARDS.glob("*.json")} - set(rendered())
+    for name in stale:
+        (DASHBOARDS / name).unlink()
+    print(f"wrote {len(rendered())} dashboards to {DASHBOARDS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The Helm chart: lint, render for the main configurations, validate every manifest against the
+Kubernetes schemas, check RBAC, security and that dashboards come from grafana/dashboards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from loader.config import PROJECT_ROOT
+
+CHART = PROJECT_ROOT / "chart"
+HELM = shutil.which("helm", path=str(PROJECT_ROOT / ".venv" / "bin")) or shutil.which("helm")
+KUBERNETES_VERSION = "1.30.0"
+GRAPH = ["--set", "graph.tenantId=t", "--set", "graph.clientId=c", "--set", "graph.clientSecret=s3cr3t"]
+CONFIGURATIONS = {
+    "default": [],
+    "external-database": ["--set", "database.external.enabled=true", "--set", "database.external.host=db.example.edu",
+                          "--set", "database.existingSecret=jhm-db"],
+    "namespaces": ["--set", "collector.namespaces={jhub,teaching}"],
+    "grafana-bundled": ["--set", "grafana.bundled.enabled=true"],
+    "users-sync": GRAPH,
+}
+
+pytestmark = pytest.mark.skipif(HELM is None, reason="helm is installed by `make venv`")
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=check)
+
+
+def render(*values: str) -> list[dict]:
+    output = helm("template", "hub-metrics", str(CHART), "--namespace", "metrics", *values).stdout
+    return [document for document in yaml.safe_load_all(output) if document]
+
+
+def by_kind(documents: list[dict], kind: str) -> list[dict]:
+    return [document for document in documents if document["kind"] == kind]
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_lint_and_every_manifest_validates(name):
+    values = CONFIGURATIONS[name]
+    lint = helm("lint", str(CHART), *values, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    documents = render(*values)
+    assert documents
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def pod_specs(documents: list[dict]):
+    for document in documents:
+        if document["kind"] == "CronJob":
+            yield document, document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        elif document["kind"] in ("Job", "StatefulSet", "Deployment"):
+            yield document, document["spec"]["template"]["spec"]
+
+
+def test_rbac_is_exactly_get_and_list_pods():
+    everywhere = render()
+    assert [role["rules"] for role in by_kind(everywhere, "ClusterRole")] == [
+        [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]]
+    assert not by_kind(everywhere, "Role")
+    some = render(*CONFIGURATIONS["namespaces"])
+    assert not by_kind(some, "ClusterRole") and not by_kind(some, "ClusterRoleBinding")
+    roles = by_kind(some, "Role")
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["jhub", "teaching"]
+    assert all(role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}] for role in roles)
+    bindings = by_kind(some, "RoleBinding")
+    assert all(binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub-metrics-jupyterhub-metrics",
+                                        "namespace": "metrics"}] for binding in bindings)
+
+
+def test_pods_run_locked_down():
+    for document, spec in pod_specs(render(*CONFIGURATIONS["grafana-bundled"], *GRAPH)):
+        assert spec["securityContext"]["runAsNonRoot"] is True, document["metadata"]["name"]
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_collector_cronjob():
+    cronjob = next(c for c in by_kind(render(), "CronJob") if c["metadata"]["name"].endswith("-collect"))
+    assert cronjob["spec"]["schedule"] == "*/5 * * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 270
+    assert cronjob["spec"]["successfulJobsHistoryLimit"] == 3 and cronjob["spec"]["failedJobsHistoryLimit"] == 3
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["sh", "-c", "jupyterhub-metrics collect && jupyterhub-metrics build"]
+
+
+def test_users_sync_only_with_graph_credentials():
+    names = lambda docs: [c["metadata"]["name"] for c in by_kind(docs, "CronJob")]  # noqa: E731
+    assert not any(name.endswith("-users-sync") for name in names(render()))
+    with_graph = render(*GRAPH)
+    assert any(name.endswith("-users-sync") for name in names(with_graph))
+    secret = next(s for s in by_kind(with_graph, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")
+    assert secret["stringData"]["AZURE_CLIENT_SECRET"] == "s3cr3t"
+
+
+def test_external_database_deploys_no_database():
+    documents = render(*CONFIGURATIONS["external-database"])
+    assert not by_kind(documents, "StatefulSet")
+    assert "DB_PASSWORD" not in next(s for s in by_kind(documents, "Secret")
+                                     if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")["stringData"]
+    job = by_kind(documents, "Job")[0]
+    env = {item["name"]: item for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DB_HOST"]["value"] == "db.example.edu"
+    assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "jhm-db"
+
+
+def test_default_deploys_timescaledb_with_storage_and_a_migration_hook():
+    documents = render()
+    statefulset = by_kind(documents, "StatefulSet")[0]
+    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"].startswith("timescale/timescaledb:")
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    job = by_kind(documents, "Job")[0]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert "jupyterhub-metrics db migrate" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+
+
+def test_dashboards_come_from_grafana_dashboards_and_passwords_agree():
+    documents = render(*CONFIGURATIONS["grafana-bundled"])
+    configmap = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-dashboards"))
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = {path.name: json.loads(path.read_text()) for path in (PROJECT_ROOT / "grafana" / "dashboards").glob("*.json")}
+    assert {name: json.loads(text) for name, text in configmap["data"].items()} == shipped
+    secret = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")
+    datasource = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"].endswith("-grafana-datasource"))
+    provisioned = yaml.safe_load(next(iter(datasource["stringData"].values())))["datasources"][0]
+    assert provisioned["uid"] == "jupyterhub-metrics"
+    assert provisioned["secureJsonData"]["password"] == secret["stringData"]["READONLY_DB_PASSWORD"]
+    assert by_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith("grafana/")
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [["--set", "collector.schedule=5"], ["--set", "collector.namespaces=jhub"], ["--set", "database.external.port=x"],
+     ["--set", "grafana.bundled.enabled=yes"], ["--set", "unknownKey=1"]],
+)
+def test_schema_rejects_wrong_types(wrong):
+    result = helm("template", "x", str(CHART), *wrong, check=False)
+    assert result.returncode != 0 and "schema" in (result.stderr + result.stdout).lower()
+
+
+def test_notes_say_what_to_check():
+    notes = helm("install", "hub-metrics", str(CHART), "--dry-run=client", "--namespace", "metrics").stdout
+    assert "What to check now" in notes and "get cronjob hub-metrics-jupyterhub-metrics-collect" in notes
