@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -152,7 +153,17 @@ def test_models_never_build_into_the_raw_schema(built, analytics):
     assert analytics.execute("select to_regclass('raw.stg_raw__users')").fetchone()[0] is None
 
 
-def test_docs_generate(built):
+def test_docs_generate_and_every_model_and_column_is_described(built):
     assert run_dbt(built, ["docs", "generate"])
-    catalog = built.dbt_project_dir / "target" / "catalog.json"
-    assert "user_sessions" in catalog.read_text()
+    target = built.dbt_project_dir / "target"
+    catalog = json.loads((target / "catalog.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
+    missing = []
+    for unique_id, entry in catalog["nodes"].items():
+        node = manifest["nodes"][unique_id]
+        if not node.get("description", "").strip():
+            missing.append(unique_id)
+        described = {name.lower() for name, column in node["columns"].items() if column.get("description", "").strip()}
+        missing += [f"{unique_id}.{name}" for name in entry["columns"] if name.lower() not in described]
+    assert "model.jupyterhub_metrics.user_sessions" in catalog["nodes"]
+    assert missing == []
