@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.http_stub import LocalHttpStub, send_json
 
 
 def graph_user(email: str, name: str, department: str | None, job_title: str | None, *, upn: str | None = None) -> dict:
@@ -20,7 +21,7 @@ def graph_user(email: str, name: str, department: str | None, job_title: str | N
     }
 
 
-class GraphApiStub:
+class GraphApiStub(LocalHttpStub):
     def __init__(self, users: list[dict]):
         self.users = users
         self.faults: list[object] = []  # per batch request: an HTTP status, ("retry", status, seconds), "malformed", "item429"
@@ -37,15 +38,15 @@ class GraphApiStub:
                 length = int(self.headers.get("Content-Length", "0"))
                 payload = json.loads(self.rfile.read(length))
                 if urlparse(self.path).path != "/v1.0/$batch":
-                    return self._send(404, {"error": {"code": "NotFound"}})
+                    return send_json(self, 404, {"error": {"code": "NotFound"}})
                 requests = payload["requests"]
                 assert len(requests) <= 20, "Graph allows at most 20 requests per batch"
                 stub.batches.append([item["url"] for item in requests])
                 fault = stub.faults.pop(0) if stub.faults else None
                 if isinstance(fault, tuple) and fault[0] == "retry":
-                    return self._send(fault[1], {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(fault[2])})
+                    return send_json(self, fault[1], {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(fault[2])})
                 if isinstance(fault, int):
-                    return self._send(fault, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})
+                    return send_json(self, fault, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})
                 if fault == "malformed":
                     data = b"<html>gateway error</html>"
                     self.send_response(200)
@@ -58,21 +59,9 @@ class GraphApiStub:
                 if fault == "item429":
                     responses[0] = {"id": requests[0]["id"], "status": 429, "headers": {"Retry-After": "3"},
                                     "body": {"error": {"code": "TooManyRequests"}}}
-                return self._send(200, {"responses": responses})
+                return send_json(self, 200, {"responses": responses})
 
-            def _send(self, status, body, headers=None):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.start_server(Handler)
 
     def answer(self, item: dict) -> dict:
         url = urlparse(item["url"])
@@ -90,14 +79,3 @@ class GraphApiStub:
             return {"id": item["id"], "status": 200, "body": {"value": [u for u in self.users if u["mail"].lower() == mail]}}
         return {"id": item["id"], "status": 400, "body": {"error": {"code": "BadRequest"}}}
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from tests.http_stub import LocalHttpStub, send_json
 from loader.pods import is_running, matches_selector
 
 
-class KubeApiStub:
+class KubeApiStub(LocalHttpStub):
     def __init__(self, pods: list[dict]):
         self.pods = pods
         self.faults: list[object] = []  # per request, in order: an HTTP status, or "timeout"
@@ -32,12 +32,12 @@ class KubeApiStub:
                 fault = stub.faults.pop(0) if stub.faults else None
                 if fault == "timeout":
                     time.sleep(1.0)
-                    return self._json(500, {"kind": "Status", "message": "late"})
+                    return send_json(self, 500, {"kind": "Status", "message": "late"})
                 if isinstance(fault, int):
-                    return self._json(fault, {"kind": "Status", "apiVersion": "v1", "code": fault, "message": "scripted"})
+                    return send_json(self, fault, {"kind": "Status", "apiVersion": "v1", "code": fault, "message": "scripted"})
                 parts = url.path.strip("/").split("/")
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
-                    return self._json(404, {"kind": "Status", "code": 404})
+                    return send_json(self, 404, {"kind": "Status", "code": 404})
                 namespace = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None
                 selector = query.get("labelSelector", [""])[0]
                 field = query.get("fieldSelector", [""])[0]
@@ -52,7 +52,7 @@ class KubeApiStub:
                 offset = int(query.get("continue", ["0"])[0] or 0)
                 page = items[offset : offset + limit] if limit else items
                 more = limit and offset + limit < len(items)
-                self._json(
+                send_json(self, 
                     200,
                     {
                         "kind": "PodList",
@@ -62,32 +62,7 @@ class KubeApiStub:
                     },
                 )
 
-            def _json(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.start_server(Handler)
 
     def write_kubeconfig(self, path: Path, token: str = "stub-token-not-secret") -> Path:
         path.write_text(
