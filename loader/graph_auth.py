@@ -10,8 +10,12 @@ from loader.errors import ConfigurationError, GraphError
 DEVICE_CODE_SCOPES = ["User.Read.All"]
 
 
-def _authority(graph: GraphSettings) -> str:
-    return f"{graph.authority_host}/{graph.tenant_id or 'organizations'}"
+def _authority(graph: GraphSettings) -> dict:
+    options: dict = {"authority": f"{graph.authority_host}/{graph.tenant_id or 'organizations'}"}
+    if graph.authority_host != GraphSettings.authority_host:
+        # A sovereign cloud or a test stand-in: msal must not ask the public cloud whether it knows the host.
+        options["instance_discovery"] = False
+    return options
 
 
 def _token_from(result: dict | None, how: str) -> str:
@@ -24,12 +28,19 @@ def _token_from(result: dict | None, how: str) -> str:
 
 
 def acquire_token(graph: GraphSettings, *, device_code: bool, show: Callable[[str], None]) -> str:
+    try:
+        return _acquire(graph, device_code=device_code, show=show)
+    except ValueError as error:  # msal's word for an authority it cannot use
+        raise GraphError(f"Microsoft sign-in could not start ({' '.join(str(error).split())[:200]}); check AZURE_TENANT_ID") from None
+
+
+def _acquire(graph: GraphSettings, *, device_code: bool, show: Callable[[str], None]) -> str:
     import msal
 
     if device_code:
         if not graph.client_id:
             raise ConfigurationError("--device-code needs AZURE_CLIENT_ID (a public client app registration)")
-        app = msal.PublicClientApplication(graph.client_id, authority=_authority(graph))
+        app = msal.PublicClientApplication(graph.client_id, **_authority(graph))
         flow = app.initiate_device_flow(scopes=DEVICE_CODE_SCOPES)
         if "user_code" not in flow:
             return _token_from(flow, "device code")
@@ -39,7 +50,7 @@ def acquire_token(graph: GraphSettings, *, device_code: bool, show: Callable[[st
         return graph.access_token
     if graph.tenant_id and graph.client_id and graph.client_secret:
         app = msal.ConfidentialClientApplication(
-            graph.client_id, authority=_authority(graph), client_credential=graph.client_secret
+            graph.client_id, client_credential=graph.client_secret, **_authority(graph)
         )
         return _token_from(app.acquire_token_for_client(scopes=[f"{graph.base_url}/.default"]), "client credentials")
     raise ConfigurationError(
