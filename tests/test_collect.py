@@ -2,9 +2,8 @@
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 
-import psycopg
 import pytest
 from typer.testing import CliRunner
 

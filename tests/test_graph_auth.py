@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import ssl
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -19,7 +19,7 @@ from tests.dbt_helpers import load_batch, observation
 from tests.graph_api_stub import GraphApiStub, graph_user
 
 TOKEN = "eyJ0eXAi.secret-graph-token.sig"
-T0 = __import__("datetime").datetime(2026, 3, 2, 10, 0, tzinfo=__import__("datetime").timezone.utc)
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
 
 def observed(conn, settings, emails):

@@ -10,7 +10,6 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from psycopg import sql
 
 from loader.migrate import migrate
 from tests.conftest import settings_for
