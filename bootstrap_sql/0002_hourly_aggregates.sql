@@ -23,14 +23,22 @@ begin
             if_not_exists => true
         );
 
-        -- pod_name and timestamp in orderby keep every primary-key column in the compression settings.
-        execute $sql$
-            alter table container_observations set (
-                timescaledb.compress,
-                timescaledb.compress_segmentby = 'user_email, node_name',
-                timescaledb.compress_orderby = 'pod_name, "timestamp" desc'
-            )
-        $sql$;
+        -- A predecessor that already compresses keeps its settings (they cannot change while
+        -- chunks are compressed). Ours put every primary-key column in segmentby or orderby.
+        if not exists (
+            select from timescaledb_information.hypertables
+            where hypertable_schema = current_schema()
+                and hypertable_name = 'container_observations'
+                and compression_enabled
+        ) then
+            execute $sql$
+                alter table container_observations set (
+                    timescaledb.compress,
+                    timescaledb.compress_segmentby = 'user_email, node_name',
+                    timescaledb.compress_orderby = 'pod_name, "timestamp" desc'
+                )
+            $sql$;
+        end if;
         perform add_compression_policy('container_observations', interval '7 days', if_not_exists => true);
 
         if to_regclass('hourly_pod_activity') is null then
