@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,15 +24,14 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
 
-log = logging.getLogger("loader")
-
-
 def settings() -> Settings:
     return load_settings()
 
 
 def one_line_errors(command):
-    """Ends the command with `Error: <message>` on stderr and exit code 1 for every LoaderError."""
+    """Ends the command with `Error: <message>` on stderr and exit code 1, never a traceback: for every
+    LoaderError, and for a database error that no narrower handler explained."""
+    import psycopg
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -40,7 +39,10 @@ def one_line_errors(command):
             return command(*args, **kwargs)
         except LoaderError as error:
             typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(1) from None
+        except psycopg.Error as error:
+            detail = " ".join((getattr(error.diag, "message_primary", None) or str(error)).split())[:300]
+            typer.echo(f"Error: the database refused the command ({detail}); check the database and run again", err=True)
+        raise typer.Exit(1)
 
     return wrapper
 

@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -190,3 +191,16 @@ def test_cli_runs_as_a_module_and_console_script():
             continue
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         assert "collect" in output and "db" in output
+
+
+def test_unexpected_database_errors_are_one_line(migrated, database, monkeypatch):
+    """Exports read the marts: a role that may not read them gets one line, not a traceback."""
+    def refuse(*args, **kwargs):
+        raise psycopg.errors.InsufficientPrivilege("permission denied for schema analytics")
+
+    monkeypatch.setattr("loader.export._query", refuse)
+    result = run_cli(database, monkeypatch, "export", "usage")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: the database refused the command (permission denied for schema analytics); "
+        "check the database and run again")
