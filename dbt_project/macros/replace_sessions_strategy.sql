@@ -10,9 +10,6 @@
     {%- set target = arg_dict["target_relation"] -%}
     {%- set recomputed = arg_dict["temp_relation"] -%}
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
-    -- A fresh temporary table has no statistics; without them the delete may scan the whole target.
-    analyze {{ recomputed }};
-
     delete from {{ target }} as existing
     using (
         select
