@@ -57,12 +57,15 @@ def sync_users(
                         log.warning("directory look-up failed for one user (%s); it is asked again next run", entry.detail)
                 progress(sum(counts.values()), len(emails))
         except LoaderError as error:
-            run.rows_recorded = sum(counts.values())
-            run.skip_reasons = {key: value for key, value in counts.items() if key != "found"}
             run.error = str(error)
-            record_failed_run(conn, settings.raw_schema, run)
+            record_failed_run(conn, settings.raw_schema, _counted(run, counts))
             raise
-        run.rows_recorded = sum(counts.values())
-        run.skip_reasons = {key: value for key, value in counts.items() if key != "found"}
-        record_succeeded_run(conn, settings.raw_schema, run)
+        record_succeeded_run(conn, settings.raw_schema, _counted(run, counts))
     return SyncSummary(asked=len(emails), counts=dict(counts), requests=requests_made())
+
+
+def _counted(run: RunRecord, counts: Counter[str]) -> RunRecord:
+    """The run record with what was written before the run ended."""
+    run.rows_recorded = sum(counts.values())
+    run.skip_reasons = {key: value for key, value in counts.items() if key != "found"}
+    return run

@@ -103,7 +103,7 @@ class GraphClient:
                 status = item.get("status")
                 body = item.get("body") if isinstance(item.get("body"), dict) else {}
                 if status == 200:
-                    finished.append(self._found(email, stage, body, queue))
+                    finished.append(self._found(email, stage, body))
                 elif status == 404 or (status == 400 and stage == BY_PRINCIPAL_NAME):
                     if stage == BY_PRINCIPAL_NAME:
                         queue.append((email, BY_MAIL, 0))
@@ -122,7 +122,7 @@ class GraphClient:
             if retry_after:
                 self._wait(retry_after, "throttled or failing look-ups")
 
-    def _found(self, email: str, stage: str, body: dict[str, Any], queue) -> DirectoryEntry:
+    def _found(self, email: str, stage: str, body: dict[str, Any]) -> DirectoryEntry:
         if stage == BY_MAIL:
             matches = body.get("value")
             if not isinstance(matches, list):
