@@ -67,19 +67,16 @@ def db_migrate() -> None:
 @db_app.command("readonly-role")
 @one_line_errors
 def db_readonly_role(
-    role: str = typer.Option("grafana_reader", envvar="READONLY_DB_USER", help="Role to create or update."),
+    role: Optional[str] = typer.Option(None, help="Role to create or update [READONLY_DB_USER, grafana_reader]."),
 ) -> None:
     """Create or update a read-only role for dashboards (password from READONLY_DB_PASSWORD)."""
-    import os
-
     from loader.db import connect
     from loader.roles import ensure_readonly_role
 
     config = settings()
+    role = role or config.readonly_role
     with connect(config.database) as conn:
-        ensure_readonly_role(
-            conn, role, os.environ.get("READONLY_DB_PASSWORD", ""), [config.analytics_schema, config.raw_schema]
-        )
+        ensure_readonly_role(conn, role, config.readonly_password, [config.analytics_schema, config.raw_schema])
     typer.echo(f"role {role} can read schemas {config.analytics_schema} and {config.raw_schema}")
 
 

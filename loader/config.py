@@ -108,6 +108,8 @@ class Settings:
     collect: CollectSettings = CollectSettings()
     graph: GraphSettings = GraphSettings()
     export_hmac_key: str | None = field(default=None, repr=False)
+    readonly_role: str = "grafana_reader"
+    readonly_password: str = field(default="", repr=False)
     bootstrap_sql_dir: Path = PROJECT_ROOT / "bootstrap_sql"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
 
@@ -178,6 +180,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         collect=collect,
         graph=graph,
         export_hmac_key=get("EXPORT_HMAC_KEY"),
+        readonly_role=get("READONLY_DB_USER", Settings.readonly_role),
+        readonly_password=get("READONLY_DB_PASSWORD", ""),
         bootstrap_sql_dir=Path(get("BOOTSTRAP_SQL_DIR", str(PROJECT_ROOT / "bootstrap_sql"))),
         dbt_project_dir=Path(get("DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
     )

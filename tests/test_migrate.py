@@ -140,3 +140,31 @@ def test_cli_migrate(database, monkeypatch):
     assert first.exit_code == 0 and f"applied {len(list(BOOTSTRAP.glob('*.sql')))} bootstrap SQL file(s)" in first.output
     second = runner.invoke(app, ["db", "migrate"])
     assert second.exit_code == 0 and "up to date" in second.output
+
+
+def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
+    import uuid
+
+    import psycopg
+
+    from loader.cli import app
+
+    role = f"jhm_cli_reader_{uuid.uuid4().hex[:8]}"
+    for key, value in database.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("READONLY_DB_USER", role)
+    monkeypatch.setenv("READONLY_DB_PASSWORD", "")
+    refused = CliRunner().invoke(app, ["db", "readonly-role"])
+    assert refused.exit_code == 1 and "READONLY_DB_PASSWORD" in refused.output
+    monkeypatch.setenv("READONLY_DB_PASSWORD", "s3cret")
+    assert CliRunner().invoke(app, ["db", "migrate"]).exit_code == 0
+    try:
+        result = CliRunner().invoke(app, ["db", "readonly-role"])
+        assert result.exit_code == 0 and f"role {role} can read schemas analytics and raw" in result.output
+        with psycopg.connect(**{**database.connect_kwargs(), "user": role}) as reader:
+            assert reader.execute("select count(*) from container_observations").fetchone() == (0,)
+    finally:
+        conn.rollback()
+        conn.execute(f"drop owned by {role}")
+        conn.execute(f"drop role {role}")
+        conn.commit()
