@@ -1,50 +1,102 @@
--- The predecessor's session views, refreshed in full every 5 minutes. They read
--- container_observations through the search_path, so they can sit over any copy of it.
+-- The predecessor's derived objects (v1.2.3). They read container_observations through the
+-- search_path, so they can sit over any copy of it.
+--
+-- hourly_node_stats and hourly_image_stats are TimescaleDB continuous aggregates there, with
+-- their own column names (hour, unique_users, total_containers, ...); here they are plain views
+-- with exactly those columns, which is what this project must coexist with after adoption.
 
+create view hourly_node_stats as
+select
+    date_trunc('hour', "timestamp") as hour,
+    node_name,
+    count(distinct user_email) as unique_users,
+    count(distinct pod_name) as total_containers,
+    avg(age_seconds) as avg_age_seconds
+from container_observations
+group by 1, node_name;
+
+create view hourly_image_stats as
+select
+    date_trunc('hour', "timestamp") as hour,
+    container_base,
+    container_version,
+    count(distinct user_email) as unique_users,
+    count(distinct pod_name) as total_containers
+from container_observations
+group by 1, container_base, container_version;
+
+-- Refreshed in full by the predecessor's collector after every collection.
 create materialized view user_sessions as
-with ordered as (
+with time_gaps as (
     select
         user_email,
         pod_name,
         node_name,
+        "timestamp",
         container_base,
         container_version,
-        "timestamp",
-        lag("timestamp") over (partition by user_email, pod_name, node_name order by "timestamp") as previous_timestamp
+        lag("timestamp") over (partition by user_email, pod_name, node_name order by "timestamp") as prev_timestamp
     from container_observations
 ),
 
-numbered as (
+session_starts as (
     select
         *,
-        sum(case when previous_timestamp is null or "timestamp" - previous_timestamp > interval '60 minutes' then 1 else 0 end)
-            over (partition by user_email, pod_name, node_name order by "timestamp") as session_number
-    from ordered
+        case
+            when prev_timestamp is null then 1
+            when "timestamp" - prev_timestamp > interval '1 hour' then 1
+            else 0
+        end as is_new_session
+    from time_gaps
+),
+
+sessions_numbered as (
+    select
+        *,
+        sum(is_new_session) over (partition by user_email, pod_name, node_name order by "timestamp") as session_id
+    from session_starts
 )
 
 select
     user_email,
     pod_name,
     node_name,
-    session_number,
+    session_id,
     min("timestamp") as session_start,
     max("timestamp") as session_end,
-    extract(epoch from max("timestamp") - min("timestamp")) / 3600.0 as runtime_hours,
+    extract(epoch from (max("timestamp") - min("timestamp"))) / 3600.0 as runtime_hours,
     mode() within group (order by container_base) as container_base,
-    mode() within group (order by container_version) as container_version,
-    case when node_name ilike '%cpu%' then 'cpu' else 'gpu' end as node_type
-from numbered
-group by user_email, pod_name, node_name, session_number;
+    mode() within group (order by container_version) as container_version
+from sessions_numbered
+group by user_email, pod_name, node_name, session_id;
 
-create unique index user_sessions_key on user_sessions (user_email, pod_name, node_name, session_start);
+create unique index idx_user_sessions_unique on user_sessions (user_email, pod_name, node_name, session_id);
+create index idx_user_sessions_user_time on user_sessions (user_email, session_start desc, session_end desc);
+create index idx_user_sessions_time_range on user_sessions (session_start desc, session_end desc);
+create index idx_user_sessions_node on user_sessions (node_name, session_start desc);
+create index idx_user_sessions_container on user_sessions (container_base, session_start desc);
 
+-- Migration 000004: GPU nodes are those named after a GPU model.
 create view user_session_stats as
 select
     user_email,
-    count(*) as total_sessions,
     sum(runtime_hours) as total_hours,
-    sum(runtime_hours) filter (where node_type = 'gpu') as gpu_hours,
-    sum(runtime_hours) filter (where node_type = 'cpu') as cpu_hours,
+    sum(
+        case
+            when node_name ilike '%v100%' or node_name ilike '%a100%' or node_name ilike '%h100%' or node_name ilike '%h200%'
+                then runtime_hours
+            else 0
+        end
+    ) as gpu_hours,
+    sum(
+        case
+            when not (node_name ilike '%v100%' or node_name ilike '%a100%' or node_name ilike '%h100%' or node_name ilike '%h200%')
+                then runtime_hours
+            else 0
+        end
+    ) as cpu_hours,
+    count(*) as total_sessions,
+    count(distinct container_base) as applications_used,
     min(session_start) as first_session,
     max(session_end) as last_session
 from user_sessions

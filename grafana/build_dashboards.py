@@ -16,6 +16,35 @@ from pathlib import Path
 DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "jupyterhub-metrics"}
 USER = "${user:sqlstring}"
+UNSET = "-"  # what the cluster and namespace variables show for rows collected without one
+
+
+def in_scope(alias: str = "") -> str:
+    """The dashboard's cluster and namespace selection, for a relation with those columns."""
+    prefix = f"{alias}." if alias else ""
+    return (
+        f"coalesce({prefix}cluster, '{UNSET}') in (${{cluster:sqlstring}})"
+        f" and coalesce({prefix}namespace, '{UNSET}') in (${{namespace:sqlstring}})"
+    )
+
+
+def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DATASOURCE,
+        "query": query, "definition": query, "refresh": 1, "sort": 1,
+        "includeAll": multi, "multi": multi, **({"current": {"text": "All", "value": "$__all"}} if multi else {}),
+    }
+
+
+SCOPE_VARIABLES = [
+    query_variable("cluster", "Cluster", f"select distinct coalesce(cluster, '{UNSET}') from nodes order by 1", multi=True),
+    query_variable(
+        "namespace", "Namespace",
+        f"select distinct coalesce(namespace, '{UNSET}') from user_sessions"
+        f" where coalesce(cluster, '{UNSET}') in (${{cluster:sqlstring}}) order by 1",
+        multi=True,
+    ),
+]
 
 
 def panel(title: str, sql: str, *, kind: str = "timeseries", fmt: str = "time_series", width: int = 12,
@@ -44,6 +73,7 @@ def table(title: str, sql: str, **options) -> dict:
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict] = ()) -> dict:
+    variables = [*SCOPE_VARIABLES, *variables]
     x = y = row_height = 0
     for number, item in enumerate(panels, start=1):
         width, height = item["gridPos"]["w"], item["gridPos"]["h"]
@@ -71,27 +101,25 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], variab
 
 
 def all_dashboards() -> dict[str, dict]:
-    sessions_in_range = "from user_sessions where $__timeFilter(session_start)"
-    user_variable = {
-        "name": "user", "label": "User", "type": "query", "datasource": DATASOURCE,
-        "query": "select email from users where first_seen is not null order by email",
-        "definition": "select email from users where first_seen is not null order by email",
-        "refresh": 1, "sort": 1, "includeAll": False, "multi": False,
-    }
+    sessions_in_range = f"from user_sessions where $__timeFilter(session_start) and {in_scope()}"
+    hourly_in_range = f"from hourly_pod_usage where $__timeFilter(bucket) and {in_scope()}"
+    user_variable = query_variable(
+        "user", "User", "select email from users where first_seen is not null order by email", multi=False
+    )
     return {
         "overview": dashboard("jhm-overview", "JupyterHub: overview", "Who is on the hub now and how use changes.", [
             stat("Active users now", "select count(distinct user_email) as users from user_sessions"
-                 " where session_end >= now() - interval '10 minutes'"),
+                 f" where session_end >= now() - interval '10 minutes' and {in_scope()}"),
             stat("Active users, last 24 hours", "select count(distinct user_email) as users from user_sessions"
-                 " where session_end >= now() - interval '24 hours'"),
+                 f" where session_end >= now() - interval '24 hours' and {in_scope()}"),
             stat("Active users, last 30 days", "select count(distinct user_email) as users from user_sessions"
-                 " where session_end >= now() - interval '30 days'"),
+                 f" where session_end >= now() - interval '30 days' and {in_scope()}"),
             panel("Sessions started", f"select $__timeGroupAlias(session_start, $__interval), count(*) as sessions"
                   f" {sessions_in_range} group by 1 order by 1"),
-            panel("Running pods (hourly)", "select bucket as time, sum(distinct_pods) as pods from hourly_node_stats"
-                  " where $__timeFilter(bucket) group by 1 order by 1"),
+            panel("Running pods (hourly)", "select bucket as time,"
+                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1 order by 1"),
             panel("Active users (hourly)", "select bucket as time, count(distinct user_email) as users"
-                  " from hourly_pod_activity where $__timeFilter(bucket) group by 1 order by 1", width=24),
+                  f" {hourly_in_range} group by 1 order by 1", width=24),
         ]),
         "users": dashboard("jhm-users", "JupyterHub: users", "Growth, heaviest users, GPU against CPU.", [
             panel("Users so far", "select time, sum(new_users) over (order by time) as users from ("
@@ -104,7 +132,8 @@ def all_dashboards() -> dict[str, dict]:
                   " round(sum(s.runtime_hours)::numeric, 2) as hours, round(sum(s.gpu_hours)::numeric, 2) as gpu_hours,"
                   " round(sum(s.cpu_hours)::numeric, 2) as cpu_hours, count(*) as sessions"
                   " from user_sessions as s left join users as u on u.email = s.user_email"
-                  " where $__timeFilter(s.session_start) group by 1, 2 order by hours desc limit 25", width=16),
+                  f" where $__timeFilter(s.session_start) and {in_scope('s')}"
+                  " group by 1, 2 order by hours desc limit 25", width=16),
             panel("GPU against CPU hours", f"select sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
                   f" {sessions_in_range}", kind="piechart", fmt="table", width=8, unit="h"),
         ]),
@@ -117,13 +146,14 @@ def all_dashboards() -> dict[str, dict]:
                  f" where user_email = {USER}"),
             panel("Hours per day", "select $__timeGroupAlias(session_start, '1d'), sum(gpu_hours) as gpu_hours,"
                   f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
-                  " and $__timeFilter(session_start) group by 1 order by 1", kind="barchart", unit="h"),
+                  f" and $__timeFilter(session_start) and {in_scope()} group by 1 order by 1", kind="barchart", unit="h"),
             panel("Images used", "select container_base as image, sum(runtime_hours) as hours from user_sessions"
-                  f" where user_email = {USER} and $__timeFilter(session_start) group by 1 order by 2 desc",
+                  f" where user_email = {USER} and $__timeFilter(session_start) and {in_scope()} group by 1 order by 2 desc",
                   kind="piechart", fmt="table", unit="h"),
             table("Sessions", "select session_start, session_end, round(runtime_hours::numeric, 2) as hours,"
-                  " node_name, node_type, container_base, container_version, server_name from user_sessions"
-                  f" where user_email = {USER} and $__timeFilter(session_start) order by session_start desc",
+                  " cluster, namespace, node_name, node_type, container_base, container_version, server_name"
+                  f" from user_sessions where user_email = {USER} and $__timeFilter(session_start) and {in_scope()}"
+                  " order by session_start desc",
                   width=24),
         ], variables=[user_variable]),
         "demographics": dashboard("jhm-demographics", "JupyterHub: demographics",
@@ -145,11 +175,10 @@ def all_dashboards() -> dict[str, dict]:
         ]),
         "applications": dashboard("jhm-applications", "JupyterHub: applications", "Images and versions in use.", [
             panel("Users per image (hourly)", "select bucket as time, container_base as metric,"
-                  " count(distinct user_email) as users from hourly_pod_activity where $__timeFilter(bucket)"
-                  " group by 1, 2 order by 1"),
+                  f" count(distinct user_email) as users {hourly_in_range} group by 1, 2 order by 1"),
             panel("Pods per image version (hourly)", "select bucket as time,"
-                  " container_base || ':' || container_version as metric, distinct_pods as pods"
-                  " from hourly_image_stats where $__timeFilter(bucket) order by 1"),
+                  " container_base || ':' || container_version as metric,"
+                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1, 2 order by 1"),
             table("Images and versions", "select container_base as image, container_version as version,"
                   " count(distinct user_email) as users, count(*) as sessions,"
                   f" round(sum(runtime_hours)::numeric, 2) as hours {sessions_in_range}"
@@ -157,17 +186,19 @@ def all_dashboards() -> dict[str, dict]:
         ]),
         "nodes": dashboard("jhm-nodes", "JupyterHub: nodes", "GPU against CPU use per node (the marts' node rule).", [
             panel("Pods on GPU and CPU nodes (hourly)", "select h.bucket as time, n.node_type as metric,"
-                  " sum(h.distinct_pods) as pods from hourly_node_stats as h join nodes as n on n.node_name = h.node_name"
-                  " where $__timeFilter(h.bucket) group by 1, 2 order by 1"),
+                  " count(distinct (h.cluster, h.namespace, h.pod_name)) as pods from hourly_pod_usage as h"
+                  " join nodes as n on n.node_name = h.node_name and n.cluster is not distinct from h.cluster"
+                  f" where $__timeFilter(h.bucket) and {in_scope('h')} group by 1, 2 order by 1"),
             panel("GPU device hours per day", "select $__timeGroupAlias(session_start, '1d'),"
                   f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
                   kind="barchart", unit="h"),
-            table("Hours per node", "select s.node_name as node, n.node_type,"
+            table("Hours per node", "select n.node_key as node, n.node_type,"
                   " count(distinct s.user_email) as users, round(sum(s.runtime_hours)::numeric, 2) as hours"
-                  " from user_sessions as s join nodes as n on n.node_name = s.node_name"
-                  " where $__timeFilter(s.session_start) group by 1, 2 order by hours desc"),
-            panel("Pods per node (hourly)", "select bucket as time, node_name as metric, distinct_pods as pods"
-                  " from hourly_node_stats where $__timeFilter(bucket) order by 1"),
+                  " from user_sessions as s"
+                  " join nodes as n on n.node_name = s.node_name and n.cluster is not distinct from s.cluster"
+                  f" where $__timeFilter(s.session_start) and {in_scope('s')} group by 1, 2 order by hours desc"),
+            panel("Pods per node (hourly)", "select bucket as time, node_name as metric,"
+                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1, 2 order by 1"),
         ]),
     }
 

@@ -100,6 +100,11 @@ def collect(
         help="Comma-separated identity sources in order: annotation:KEY, env:NAME, label:KEY "
         "[annotation:hub.jupyter.org/username,env:JUPYTERHUB_USER,label:hub.jupyter.org/username].",
     ),
+    name_from: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated sources of the person's name for user_name, in order (same forms as --user-from); "
+        "the hub username when none has one [env:GIT_AUTHOR_NAME].",
+    ),
     email_domain: Optional[str] = typer.Option(None, help="Domain appended to bare usernames to make emails."),
     cluster: Optional[str] = typer.Option(None, help="Cluster name recorded with every row."),
     from_file: Optional[Path] = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
@@ -115,6 +120,7 @@ def collect(
         "namespaces": tuple(namespace) or None,
         "selector": selector,
         "user_sources": tuple(part.strip() for part in user_from.split(",") if part.strip()) if user_from else None,
+        "name_sources": tuple(part.strip() for part in name_from.split(",") if part.strip()) if name_from else None,
         "email_domain": email_domain,
         "cluster": cluster,
     }

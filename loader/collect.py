@@ -40,11 +40,11 @@ class CollectionResult:
         )
 
 
-def parse_user_sources(texts: Iterable[str]) -> list[UserSource]:
+def parse_user_sources(texts: Iterable[str], setting: str = "--user-from or COLLECT_USER_FROM") -> list[UserSource]:
     try:
         return [UserSource.parse(text) for text in texts]
     except ValueError as error:
-        raise LoaderError(f"{error}; fix --user-from or COLLECT_USER_FROM") from None
+        raise LoaderError(f"{error}; fix {setting}") from None
 
 
 def pods_from_document(document: Any, selector: str, origin: str = "pod list") -> list[dict[str, Any]]:
@@ -75,9 +75,11 @@ def build_rows(
     pods: list[dict[str, Any]], settings: CollectSettings, observed_at: datetime
 ) -> tuple[list[Observation], Counter[str]]:
     sources = parse_user_sources(settings.user_sources)
+    name_sources = parse_user_sources(settings.name_sources, "--name-from or COLLECT_NAME_FROM")
     rows: list[Observation] = []
     skipped: Counter[str] = Counter()
-    seen: set[tuple[str, str]] = set()
+    # Two hubs may run the same user's pod under the same name: namespace and cluster tell them apart.
+    seen: set[tuple[str | None, str | None, str, str]] = set()
     for pod in pods:
         outcome = (
             observation_from_pod(
@@ -86,17 +88,25 @@ def build_rows(
                 user_sources=sources,
                 email_domain=settings.email_domain,
                 cluster=settings.cluster,
+                name_sources=name_sources,
             )
             if isinstance(pod, dict)
             else Skip("?", "malformed", "pod is not an object")
         )
-        if isinstance(outcome, Observation) and (outcome.user_email, outcome.pod_name) in seen:
-            outcome = Skip(f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "same user and pod name seen twice in one run")
+        key = (
+            (outcome.cluster, outcome.namespace, outcome.user_email, outcome.pod_name)
+            if isinstance(outcome, Observation)
+            else None
+        )
+        if key is not None and key in seen:
+            outcome = Skip(
+                f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "the same pod was listed twice in one run"
+            )
         if isinstance(outcome, Skip):
             skipped[outcome.reason] += 1
             log.warning("skipped pod %s: %s (%s)", outcome.pod, outcome.reason, outcome.detail)
             continue
-        seen.add((outcome.user_email, outcome.pod_name))
+        seen.add(key)
         rows.append(outcome)
     return rows, skipped
 

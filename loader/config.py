@@ -18,6 +18,8 @@ DEFAULT_USER_SOURCES = (
     "env:JUPYTERHUB_USER",
     "label:hub.jupyter.org/username",
 )
+# The person's name for user_name (spec 3.1); when no source has one, the hub username.
+DEFAULT_NAME_SOURCES = ("env:GIT_AUTHOR_NAME",)
 
 
 def _schema_name(variable: str, value: str) -> str:
@@ -83,6 +85,7 @@ class CollectSettings:
     namespaces: tuple[str, ...] = ()
     selector: str = "component=singleuser-server"
     user_sources: tuple[str, ...] = DEFAULT_USER_SOURCES
+    name_sources: tuple[str, ...] = DEFAULT_NAME_SOURCES
     email_domain: str | None = None
     cluster: str | None = None
     request_timeout_seconds: float = 30.0
@@ -161,6 +164,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         namespaces=_list(get("COLLECT_NAMESPACES")),
         selector=get("COLLECT_SELECTOR", CollectSettings.selector),
         user_sources=_list(get("COLLECT_USER_FROM")) or DEFAULT_USER_SOURCES,
+        name_sources=_list(get("COLLECT_NAME_FROM")) or DEFAULT_NAME_SOURCES,
         email_domain=get("COLLECT_EMAIL_DOMAIN"),
         cluster=get("CLUSTER_NAME"),
         request_timeout_seconds=float(_int("KUBE_REQUEST_TIMEOUT", get("KUBE_REQUEST_TIMEOUT", "30"))),

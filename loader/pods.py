@@ -6,7 +6,7 @@ No network, no database: every rule about reading a pod lives here and is tested
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
@@ -41,6 +41,8 @@ class Observation:
     cpu_request: Decimal | None
     memory_request_bytes: int | None
     pod_started_at: datetime | None
+    # Not a column of container_observations: collection keeps users.user_id current with it.
+    hub_username: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -184,17 +186,24 @@ def resolve_identity(
     return None
 
 
-def hub_username(pod: Pod, container: Mapping[str, Any] | None) -> str | None:
-    """The JupyterHub username, for user_name: the unescaped annotation, then the env var, then the label."""
-    for source in (
-        UserSource("annotation", USERNAME_KEY),
-        UserSource("env", "JUPYTERHUB_USER"),
-        UserSource("label", USERNAME_KEY),
-    ):
+HUB_USERNAME_SOURCES = (
+    UserSource("annotation", USERNAME_KEY),
+    UserSource("env", "JUPYTERHUB_USER"),
+    UserSource("label", USERNAME_KEY),
+)
+
+
+def first_value(pod: Pod, container: Mapping[str, Any] | None, sources: Iterable[UserSource]) -> str | None:
+    for source in sources:
         value = source.read(pod, container)
         if value:
             return value
     return None
+
+
+def hub_username(pod: Pod, container: Mapping[str, Any] | None) -> str | None:
+    """The JupyterHub username: the unescaped annotation, then the env var, then the (escaped) label."""
+    return first_value(pod, container, HUB_USERNAME_SOURCES)
 
 
 def pod_label(pod: Pod) -> str:
@@ -213,6 +222,7 @@ def observation_from_pod(
     user_sources: Iterable[UserSource],
     email_domain: str | None = None,
     cluster: str | None = None,
+    name_sources: Iterable[UserSource] = (),
 ) -> Observation | Skip:
     """The observation row for one running pod, or the reason it cannot be recorded."""
     label = pod_label(pod)
@@ -244,10 +254,12 @@ def observation_from_pod(
     except (ValueError, TypeError, AttributeError) as error:
         return Skip(label, "malformed", str(error))
     annotations = metadata.get("annotations") or {}
+    username = hub_username(pod, container) or user_email
     return Observation(
         timestamp=observed_at,
         user_email=user_email,
-        user_name=hub_username(pod, container) or user_email,
+        # The person's name (spec 3.1): the first configured name source, else the hub username.
+        user_name=first_value(pod, container, name_sources) or username,
         node_name=node_name,
         container_image=image.image,
         container_base=image.base,
@@ -262,6 +274,7 @@ def observation_from_pod(
         cpu_request=cpu,
         memory_request_bytes=memory,
         pod_started_at=started_at,
+        hub_username=username,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Iterable, Mapping
 
@@ -13,7 +13,7 @@ from psycopg import sql
 from loader.graph_source import DirectoryEntry
 from loader.pods import Observation
 
-OBSERVATION_COLUMNS = [f.name for f in fields(Observation)]
+OBSERVATION_COLUMNS = [f.name for f in fields(Observation) if f.name != "hub_username"]
 # Held from the moment a run takes its id until it commits, so run ids become visible in
 # increasing order: "runs after the last one processed" is then a safe incremental filter.
 RUN_ORDER_LOCK_KEY = 7_361_002
@@ -66,9 +66,14 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
 def record_collection(
     conn: psycopg.Connection, schema: str, run: RunRecord, observations: Iterable[Observation]
 ) -> int:
-    """Writes the observations (COPY, then insert skipping rows already present) and the run record."""
+    """Writes the observations, the users they show and the run record, in one transaction.
+
+    An observation goes to container_observations unless a pod of another cluster or namespace
+    already holds its (user_email, pod_name, timestamp) there; then to container_observations_overflow.
+    A row already present with the same cluster and namespace is counted as already recorded.
+    """
     schema_id = sql.Identifier(schema)
-    rows = [astuple(observation) for observation in observations]
+    observations = list(observations)
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (RUN_ORDER_LOCK_KEY,))
         run_id = conn.execute(
@@ -79,25 +84,71 @@ def record_collection(
         conn.execute(
             sql.SQL(
                 "create temp table if not exists incoming_observations"
-                " (like {}.container_observations including defaults) on commit delete rows"
+                " (like {}.container_observations_overflow including defaults) on commit delete rows"
             ).format(schema_id)
         )
         columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
         with conn.cursor().copy(sql.SQL("copy incoming_observations ({}) from stdin").format(columns)) as copy:
-            for row in rows:
-                copy.write_row(row)
-        inserted = conn.execute(
-            sql.SQL(
-                "insert into {}.container_observations ({}, collector_run_id)"
-                " select {}, %s from incoming_observations"
-                " on conflict do nothing"
-            ).format(schema_id, columns, columns),
-            (run_id,),
-        ).rowcount
+            for observation in observations:
+                copy.write_row([getattr(observation, name) for name in OBSERVATION_COLUMNS])
+        inserted = 0
+        for table, unclaimed in (
+            ("container_observations", sql.SQL("true")),
+            ("container_observations_overflow", _NOT_IN_MAIN_TABLE.format(schema_id)),
+        ):
+            inserted += conn.execute(
+                sql.SQL(
+                    "insert into {}.{} ({}, collector_run_id)"
+                    " select {}, %s from incoming_observations as incoming where {}"
+                    # Deterministic: a replay of the same pods puts each in the same table again.
+                    " order by incoming.cluster nulls first, incoming.namespace nulls first"
+                    " on conflict do nothing"
+                ).format(schema_id, sql.Identifier(table), columns, columns, unclaimed),
+                (run_id,),
+            ).rowcount
+        _keep_users_current(conn, schema_id, observations)
         run.rows_recorded = inserted
-        run.rows_already_recorded = len(rows) - inserted
+        run.rows_already_recorded = len(observations) - inserted
         _insert_run(conn, schema, run, "succeeded", run_id)
     return run_id
+
+
+_NOT_IN_MAIN_TABLE = sql.SQL(
+    "not exists (select from {}.container_observations as main"
+    " where main.user_email = incoming.user_email and main.pod_name = incoming.pod_name"
+    " and main.\"timestamp\" = incoming.\"timestamp\""
+    " and main.cluster is not distinct from incoming.cluster and main.namespace is not distinct from incoming.namespace)"
+)
+
+
+def _keep_users_current(conn: psycopg.Connection, schema_id: sql.Identifier, observations: list[Observation]) -> None:
+    """users.first_seen/last_seen/user_id, as the predecessor's collector kept them (its dashboards read them).
+
+    A known user's first_seen only ever moves earlier (a backfill); a new user's is its first observation.
+    """
+    seen: dict[str, tuple[str, datetime, datetime]] = {}
+    for observation in observations:
+        username, first, last = seen.get(
+            observation.user_email, (observation.hub_username, observation.timestamp, observation.timestamp)
+        )
+        seen[observation.user_email] = (
+            observation.hub_username or username,
+            min(first, observation.timestamp),
+            max(last, observation.timestamp),
+        )
+    if not seen:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL(
+                "insert into {}.users as existing (email, user_id, first_seen, last_seen) values (%s, %s, %s, %s)"
+                " on conflict (email) do update set"
+                " user_id = coalesce(nullif(excluded.user_id, ''), existing.user_id),"
+                " first_seen = least(existing.first_seen, excluded.first_seen),"
+                " last_seen = greatest(existing.last_seen, excluded.last_seen)"
+            ).format(schema_id),
+            [(email, username or email.split("@")[0], first, last) for email, (username, first, last) in sorted(seen.items())],
+        )
 
 
 def record_failed_run(conn: psycopg.Connection, schema: str, run: RunRecord) -> int:
@@ -120,13 +171,21 @@ def write_directory_entries(conn: psycopg.Connection, schema: str, entries: Iter
     ]
     if not rows:
         return 0
+    schema_id = sql.Identifier(schema)
     with conn.transaction():
         with conn.cursor() as cursor:
+            # A user new to this table gets what collection would have given it: a user_id (NOT NULL in
+            # the predecessor's schema) and first/last seen from its observations, never the sync's time.
             cursor.executemany(
                 sql.SQL(
-                    "insert into {}.users as existing"
-                    " (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
-                    " values (%s, %s, %s, %s, %s, %s, clock_timestamp())"
+                    "insert into {0}.users as existing"
+                    " (email, directory_status, graph_id, full_name, department, job_title, fetched_at,"
+                    "  user_id, first_seen, last_seen)"
+                    " select new.*, split_part(new.email, '@', 1), seen.first_seen, seen.last_seen"
+                    " from (values (%s, %s, %s, %s, %s, %s, clock_timestamp())) as new"
+                    "  (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
+                    " cross join lateral (select min(o.\"timestamp\") as first_seen, max(o.\"timestamp\") as last_seen"
+                    "  from {0}.container_observations as o where o.user_email = new.email) as seen"
                     " on conflict (email) do update set"
                     "  directory_status = excluded.directory_status,"
                     "  fetched_at = excluded.fetched_at,"
@@ -134,14 +193,15 @@ def write_directory_entries(conn: psycopg.Connection, schema: str, entries: Iter
                     "  full_name = case when excluded.directory_status = 'found' then excluded.full_name else existing.full_name end,"
                     "  department = case when excluded.directory_status = 'found' then excluded.department else existing.department end,"
                     "  job_title = case when excluded.directory_status = 'found' then excluded.job_title else existing.job_title end"
-                ).format(sql.Identifier(schema)),
+                ).format(schema_id),
                 rows,
             )
     return len(rows)
 
 
 def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -> list[str]:
-    """Users seen in observations and not yet in users (or whose last look-up failed); with refresh, everyone.
+    """Users seen in observations and not looked up yet (collection adds them to users without directory
+    data), or whose last look-up failed; with refresh, everyone.
 
     The distinct emails come from a skip scan of the primary key: cost grows with users, not observations.
     """
@@ -164,7 +224,8 @@ def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -
         query = observed + sql.SQL(
             " select observed.email from observed"
             " left join {}.users on users.email = observed.email"
-            " where observed.email is not null and (users.email is null or users.directory_status = 'error')"
+            " where observed.email is not null"
+            " and (users.email is null or users.directory_status is null or users.directory_status = 'error')"
             " order by 1"
         ).format(schema_id)
     return [row[0] for row in conn.execute(query).fetchall()]

@@ -15,12 +15,20 @@ def _seconds(interval: str) -> int:
     return int(match.group(1)) * UNITS[match.group(2)]
 
 
-def sqlstring(value: str) -> str:
-    """Grafana's `${var:sqlstring}`: single quotes doubled, the value quoted."""
-    return "'" + value.replace("'", "''") + "'"
+def sqlstring(value: str | list[str]) -> str:
+    """Grafana's `${var:sqlstring}`: single quotes doubled, each value quoted; several joined by commas."""
+    values = [value] if isinstance(value, str) else value
+    return ",".join("'" + item.replace("'", "''") + "'" for item in values)
 
 
-def expand(sql: str, *, start: datetime, end: datetime, interval: str = "1h", variables: dict[str, str] | None = None) -> str:
+def expand(
+    sql: str,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: str = "1h",
+    variables: dict[str, str | list[str]] | None = None,
+) -> str:
     def literal(moment: datetime) -> str:
         return "'" + moment.strftime("%Y-%m-%dT%H:%M:%SZ") + "'"
 

@@ -24,6 +24,7 @@ def graph_user(email: str, name: str, department: str | None, job_title: str | N
 class GraphApiStub(LocalHttpStub):
     def __init__(self, users: list[dict]):
         self.users = users
+        self.refused: set[str] = set()  # principal names Graph answers 403 for (the sync records them as errors)
         self.faults: list[object] = []  # per batch request: an HTTP status, ("retry", status, seconds), "malformed", "item429"
         self.batches: list[list[str]] = []
         self.authorization: list[str] = []
@@ -68,6 +69,8 @@ class GraphApiStub(LocalHttpStub):
         by_upn = re.fullmatch(r"/users/([^/]+)", url.path)
         if by_upn:
             upn = unquote(by_upn.group(1)).lower()
+            if upn in self.refused:
+                return {"id": item["id"], "status": 403, "body": {"error": {"code": "Authorization_RequestDenied"}}}
             found = [user for user in self.users if user["userPrincipalName"].lower() == upn]
             if not found:
                 return {"id": item["id"], "status": 404, "body": {"error": {"code": "Request_ResourceNotFound"}}}

@@ -37,6 +37,7 @@ KUBESPAWNER_7_POD: dict[str, Any] = {
                 "env": [
                     {"name": "JUPYTERHUB_USER", "value": "Jane.Doe@Example.edu"},
                     {"name": "GIT_AUTHOR_EMAIL", "value": "jdoe@cs.example.edu"},
+                    {"name": "GIT_AUTHOR_NAME", "value": "Jane Doe"},
                     {"name": "MEM_GUARANTEE", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory"}}},
                 ],
                 "resources": {

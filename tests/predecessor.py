@@ -48,8 +48,9 @@ def insert_predecessor_rows(conn: psycopg.Connection, rows: list[tuple], schema:
         conn.execute(
             sql.SQL(
                 "insert into {}.users (email, user_id, full_name, department, job_title, first_seen, last_seen)"
-                " values ('user0@example.edu', 'u0', 'User Zero', 'Fellowships', 'GRAD TEACHING ASST, Physics',"
-                " now(), now())"
-            ).format(sql.Identifier(schema))
+                " select 'user0@example.edu', 'user0', 'User Zero', 'Fellowships', 'GRAD TEACHING ASST, Physics',"
+                " min(\"timestamp\"), max(\"timestamp\") from {}.container_observations"
+                " where user_email = 'user0@example.edu'"
+            ).format(sql.Identifier(schema), sql.Identifier(schema))
         )
         conn.execute(sql.SQL("refresh materialized view {}.user_sessions").format(sql.Identifier(schema)))

@@ -165,11 +165,42 @@ def test_user_from_env_first(migrated, database, conn, tmp_path, monkeypatch):
     assert conn.execute("select user_email from raw.container_observations").fetchone()[0] == "jdoe@cs.example.edu"
 
 
-def test_duplicate_pod_names_in_one_run_are_counted_not_lost_silently(migrated, conn, tmp_path):
-    twin = pod(metadata__namespace="other-namespace", metadata__uid="another-uid")
-    path = write_pods(tmp_path, KUBESPAWNER_7_POD, twin)
-    result = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
-    assert result.rows_recorded == 1 and result.skip_reasons == {"duplicate_pod": 1}
+def test_two_hubs_with_the_same_user_and_pod_name_are_both_stored(migrated, conn, tmp_path):
+    staging = pod(metadata__namespace="jhub-staging", metadata__uid="another-uid", spec__nodeName="cpu-node-2")
+    listed_twice = pod(KUBESPAWNER_7_POD)
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, staging, listed_twice)
+    for at in ("2026-11-02T10:00:00+00:00", "2026-11-02T10:05:00+00:00"):
+        result = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(at))
+        # Both hubs' pods at every collection; the same pod listed twice is one observation.
+        assert result.rows_recorded == 2 and result.skip_reasons == {"duplicate_pod": 1}
+    assert count(conn) + count(conn, "container_observations_overflow") == 4
+    assert conn.execute(
+        "select namespace, count(*) from raw.container_observations_overflow group by 1").fetchall() == [
+        ("jhub-staging", 2)]
+    # A replay stores nothing again, in either table.
+    again = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
+    assert (again.rows_recorded, again.rows_already_recorded) == (0, 2)
+
+
+def test_collection_keeps_users_seen_and_hub_username_current(migrated, conn, tmp_path):
+    conn.execute(
+        "insert into raw.users (email, user_id, first_seen, last_seen)"
+        " values ('jane.doe@example.edu', 'old-id', '2024-01-01T00:00:00Z', '2024-06-01T00:00:00Z')")
+    conn.commit()
+    newcomer = pod(metadata__name="jupyter-sam", metadata__annotations={"hub.jupyter.org/username": "sam@example.edu"})
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, newcomer)
+    for at in (AT, "2026-11-02T10:05:00+00:00"):
+        collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(at))
+    rows = conn.execute(
+        "select email, user_id, first_seen, last_seen, directory_status from raw.users order by email").fetchall()
+    assert rows == [
+        # A known user's first_seen never moves; last_seen follows the newest observation.
+        ("jane.doe@example.edu", "Jane.Doe@Example.edu", datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+         datetime.fromisoformat("2026-11-02T10:05:00+00:00"), None),
+        # A new user's first_seen is its first observation.
+        ("sam@example.edu", "sam@example.edu", datetime.fromisoformat(AT),
+         datetime.fromisoformat("2026-11-02T10:05:00+00:00"), None),
+    ]
 
 
 def test_strange_strings_are_stored_verbatim(migrated, conn, tmp_path):
@@ -177,9 +208,9 @@ def test_strange_strings_are_stored_verbatim(migrated, conn, tmp_path):
     tricky = pod(metadata__annotations={"hub.jupyter.org/username": name, "hub.jupyter.org/servername": "señor\\ 🚀"})
     path = write_pods(tmp_path, tricky)
     collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
-    assert conn.execute("select user_email, user_name, server_name from raw.container_observations").fetchone() == (
-        name.lower(), name, "señor\\ 🚀")
-    assert conn.execute("select count(*) from raw.users").fetchone()[0] == 0
+    assert conn.execute("select user_email, server_name from raw.container_observations").fetchone() == (
+        name.lower(), "señor\\ 🚀")
+    assert conn.execute("select email, user_id from raw.users").fetchall() == [(name.lower(), name)]
 
 
 def test_cli_runs_as_a_module_and_console_script():

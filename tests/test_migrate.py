@@ -31,12 +31,20 @@ def test_fresh_database_gets_raw_tables_and_views(conn):
     assert found["container_observations"] == "r"
     assert found["users"] == "r"
     assert found["collector_runs"] == "r"
-    for view in ("hourly_node_stats", "hourly_image_stats", "hourly_pod_activity"):
+    assert found["container_observations_overflow"] == "r"
+    for view in ("hourly_node_stats", "hourly_image_stats", "hourly_pod_usage"):
         assert found[view] == "v"
-    columns = [row[0] for row in conn.execute(
-        "select column_name from information_schema.columns where table_schema = 'raw'"
-        " and table_name = 'hourly_node_stats' order by ordinal_position").fetchall()]
-    assert columns == ["bucket", "node_name", "distinct_users", "distinct_pods", "observations", "mean_age_seconds"]
+    # The predecessor's column names (its dashboards work on a fresh database too), plus observations.
+    assert columns_of(conn, "raw", "hourly_node_stats") == [
+        "hour", "node_name", "unique_users", "total_containers", "avg_age_seconds", "observations"]
+    assert columns_of(conn, "raw", "hourly_image_stats") == [
+        "hour", "container_base", "container_version", "unique_users", "total_containers"]
+
+
+def columns_of(conn, schema, table):
+    return [row[0] for row in conn.execute(
+        "select column_name from information_schema.columns where table_schema = %s"
+        " and table_name = %s order by ordinal_position", (schema, table)).fetchall()]
 
 
 def test_migrate_twice_is_a_no_op(conn):
@@ -109,7 +117,7 @@ FORBIDDEN = re.compile(
 
 def forbidden_statements(folder):
     offenders = []
-    for path in sorted(folder.glob("*.sql")):
+    for path in sorted(folder.rglob("*.sql")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if FORBIDDEN.search(line.split("--", 1)[0]):
                 offenders.append(f"{path.name}:{number}: {line.strip()}")

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from loader.config import DEFAULT_USER_SOURCES
+from loader.config import DEFAULT_NAME_SOURCES, DEFAULT_USER_SOURCES
 from loader.pods import (
     Observation,
     Skip,
@@ -20,9 +20,11 @@ from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod
 
 AT = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
 DEFAULT_SOURCES = [UserSource.parse(text) for text in DEFAULT_USER_SOURCES]
+DEFAULT_NAMES = [UserSource.parse(text) for text in DEFAULT_NAME_SOURCES]
 
 
 def extract(document, sources=DEFAULT_SOURCES, **kwargs):
+    kwargs.setdefault("name_sources", DEFAULT_NAMES)
     return observation_from_pod(document, observed_at=AT, user_sources=sources, **kwargs)
 
 
@@ -55,7 +57,8 @@ def test_kubespawner7_named_server_with_gpus():
     row = extract(KUBESPAWNER_7_POD, cluster="campus")
     assert isinstance(row, Observation)
     assert row.user_email == "jane.doe@example.edu"
-    assert row.user_name == "Jane.Doe@Example.edu"
+    # user_name is the person's name (GIT_AUTHOR_NAME), as in the predecessor's rows.
+    assert (row.user_name, row.hub_username) == ("Jane Doe", "Jane.Doe@Example.edu")
     assert row.pod_name == "jupyter-jane-doe---2f1a9c3e--thesis"
     assert row.server_name == "thesis"
     assert row.node_name == "gpu-a100-01"
@@ -72,7 +75,8 @@ def test_kubespawner6_escaped_name_default_server_and_email_domain():
     row = extract(KUBESPAWNER_6_POD, email_domain="example.edu")
     assert isinstance(row, Observation)
     assert row.user_email == "bob.smith@example.edu"
-    assert row.user_name == "bob.smith"
+    # No GIT_AUTHOR_NAME on this pod: the hub username.
+    assert row.user_name == row.hub_username == "bob.smith"
     assert row.pod_name == "jupyter-bob-2esmith"
     assert row.server_name == ""
     assert (row.container_base, row.container_version) == ("scipy-notebook", "latest")
@@ -173,3 +177,10 @@ def test_kubespawner_name_escaping_shapes():
     assert safe_slug_kubespawner7("alice") == "alice"
     slug = safe_slug_kubespawner7("Jane.Doe@Example.edu")
     assert slug.startswith("jane-doe-example-edu---") and len(slug.rsplit("-", 1)[-1]) == 8
+
+
+def test_name_sources_are_configurable_like_identity_sources():
+    row = extract(KUBESPAWNER_7_POD, name_sources=[UserSource.parse("env:JUPYTERHUB_USER")])
+    assert row.user_name == "Jane.Doe@Example.edu"
+    row = extract(KUBESPAWNER_7_POD, name_sources=[UserSource.parse("annotation:example.edu/display-name")])
+    assert row.user_name == "Jane.Doe@Example.edu"  # no such annotation: the hub username

@@ -112,11 +112,11 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     users = ", ".join(without_uid_changes)
     ours = set(conn.execute(
         "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours::numeric, 9),"
-        f" container_base, container_version, node_type from analytics.user_sessions where user_email in ({users})"
+        f" container_base, container_version from analytics.user_sessions where user_email in ({users})"
     ).fetchall())
     theirs = set(conn.execute(
         "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours, 9),"
-        f" container_base, container_version, node_type from predecessor.user_sessions where user_email in ({users})"
+        f" container_base, container_version from predecessor.user_sessions where user_email in ({users})"
     ).fetchall())
     assert ours == theirs
     # And where uids do change, sessions only ever split further: every one lies inside a predecessor session.

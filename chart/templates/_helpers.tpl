@@ -126,6 +126,8 @@ volumes:
   value: {{ .Values.collector.selector | quote }}
 - name: COLLECT_USER_FROM
   value: {{ .Values.collector.userFrom | quote }}
+- name: COLLECT_NAME_FROM
+  value: {{ .Values.collector.nameFrom | quote }}
 - name: COLLECT_EMAIL_DOMAIN
   value: {{ .Values.collector.emailDomain | quote }}
 - name: CLUSTER_NAME

@@ -1,7 +1,7 @@
 {#- Incremental strategy for user_sessions (`incremental_strategy='replace_sessions'`).
 
-    The model's incremental run recomputes, for every (user_email, pod_name, node_name) that
-    received new observations, all sessions from a point where a session boundary is certain
+    The model's incremental run recomputes, for every session key (the model's meta.session_key)
+    that received new observations, all sessions from a point where a session boundary is certain
     (recompute_from). Its result holds exactly those sessions. Replacing means: delete the
     existing sessions of those keys that start at or after the earliest recomputed start, then
     insert the recomputed ones. Sessions that a new observation merged away disappear, which
@@ -10,20 +10,20 @@
     {%- set target = arg_dict["target_relation"] -%}
     {%- set recomputed = arg_dict["temp_relation"] -%}
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    {%- set key = config.get("meta", {}).get("session_key") -%}
+    {%- if not key -%}
+        {{ exceptions.raise_compiler_error("replace_sessions needs the model's meta.session_key (a list of columns)") }}
+    {%- endif -%}
     delete from {{ target }} as existing
     using (
         select
-            user_email,
-            pod_name,
-            node_name,
+            {{ key | join(', ') }},
             min(session_start) as recompute_from
         from {{ recomputed }}
-        group by user_email, pod_name, node_name
+        group by {{ key | join(', ') }}
     ) as windows
     where
-        existing.user_email = windows.user_email
-        and existing.pod_name = windows.pod_name
-        and existing.node_name = windows.node_name
+        {{ session_key_matches('existing', 'windows', key) }}
         and existing.session_start >= windows.recompute_from;
 
     insert into {{ target }} ({{ columns }})

@@ -1,15 +1,13 @@
--- No two sessions of one (user_email, pod_name, node_name) overlap or touch.
+-- No two sessions of one session key overlap or touch.
 with
 
 ordered as (
     select
         session_id,
-        user_email,
-        pod_name,
-        node_name,
+        {{ session_key() | join(', ') }},
         session_start,
         lag(session_end) over (
-            partition by user_email, pod_name, node_name order by session_start
+            partition by {{ session_key() | join(', ') }} order by session_start
         ) as previous_session_end
     from {{ ref('user_sessions') }}
 )

@@ -3,17 +3,18 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='node_name',
+        unique_key='node_key',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['node_name'], 'unique': True},
+            {'columns': ['node_key'], 'unique': True},
             {'columns': ['last_collector_run_id']},
         ],
     )
 }}
 
-{#- A node dimension with the node rule applied; incremental, so it costs only what changed.
-    first_seen and last_seen only ever widen, so they merge with the previous row. -#}
+{#- A node dimension per cluster (two clusters may both have a `worker-1`), with the node rule
+    applied; incremental, so it costs only what changed. first_seen and last_seen only ever widen,
+    so they merge with the previous row. -#}
 
 with
 
@@ -35,7 +36,7 @@ sessions as (
 
 previous as (
     select
-        null::text as node_name,
+        null::text as node_key,
         null::timestamptz as first_seen,
         null::timestamptz as last_seen
     where false
@@ -45,19 +46,23 @@ previous as (
 
 changed as (
     select
+        {{ node_key('cluster', 'node_name') }} as node_key,
+        cluster,
         node_name,
         min(session_start) as first_seen,
         max(session_end) as last_seen,
         max(last_collector_run_id) as last_collector_run_id
     from sessions
-    group by node_name
+    group by cluster, node_name
 )
 
 select
+    changed.node_key,
+    changed.cluster,
     changed.node_name,
     {{ node_type('changed.node_name') }} as node_type,
     least(changed.first_seen, previous.first_seen) as first_seen,
     greatest(changed.last_seen, previous.last_seen) as last_seen,
     changed.last_collector_run_id
 from changed
-left join previous on changed.node_name = previous.node_name
+left join previous on changed.node_key = previous.node_key

@@ -3,11 +3,11 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_sessions',
-        unique_key='session_id',
+        meta={'session_key': session_key()},
         on_schema_change='fail',
         indexes=[
             {'columns': ['session_id'], 'unique': True},
-            {'columns': ['user_email', 'pod_name', 'node_name', 'session_start']},
+            {'columns': session_key() + ['session_start']},
             {'columns': ['last_collector_run_id']},
             {'columns': ['session_start']},
         ],
@@ -19,6 +19,7 @@
     sessions they can touch. -#}
 
 {%- set gap = "interval '" ~ var('session_gap_minutes') ~ " minutes'" %}
+{%- set key = session_key() | join(', ') %}
 
 with
 
@@ -26,9 +27,7 @@ with
 
 new_observations as (
     select
-        user_email,
-        pod_name,
-        node_name,
+        {{ key }},
         observed_at
     from {{ ref('stg_raw__container_observations') }}
     where {{ runs_since_last_build('collector_run_id') }}
@@ -37,9 +36,7 @@ new_observations as (
 
     -- An empty table (after `dbt run --empty`, say) is filled from every observation, as a full build is.
     select
-        user_email,
-        pod_name,
-        node_name,
+        {{ key }},
         observed_at
     from {{ ref('stg_raw__container_observations') }}
     where not exists (select from {{ this }})
@@ -47,30 +44,26 @@ new_observations as (
 
 touched_keys as (
     select
-        user_email,
-        pod_name,
-        node_name,
+        {{ key }},
         min(observed_at) as earliest_new_observation
     from new_observations
-    group by user_email, pod_name, node_name
+    group by {{ key }}
 ),
 
 -- Sessions ending more than the gap before the earliest new observation cannot change; the
 -- earliest session that can, starts where recomputation starts. Per key, by index look-up.
 recompute_windows as (
     select
-        touched_keys.user_email,
-        touched_keys.pod_name,
-        touched_keys.node_name,
+        {%- for column in session_key() %}
+        touched_keys.{{ column }},
+        {%- endfor %}
         least(
             touched_keys.earliest_new_observation,
             (
                 select min(previous_sessions.session_start)
                 from {{ this }} as previous_sessions
                 where
-                    previous_sessions.user_email = touched_keys.user_email
-                    and previous_sessions.pod_name = touched_keys.pod_name
-                    and previous_sessions.node_name = touched_keys.node_name
+                    {{ session_key_matches('previous_sessions', 'touched_keys') }}
                     and previous_sessions.session_end >= touched_keys.earliest_new_observation - {{ gap }}
             )
         ) as recompute_from
@@ -85,9 +78,7 @@ observations as (
         select stg_observations.*
         from {{ ref('stg_raw__container_observations') }} as stg_observations
         where
-            stg_observations.user_email = recompute_windows.user_email
-            and stg_observations.pod_name = recompute_windows.pod_name
-            and stg_observations.node_name = recompute_windows.node_name
+            {{ session_key_matches('stg_observations', 'recompute_windows') }}
             and stg_observations.observed_at >= recompute_windows.recompute_from
         -- offset 0 stops the planner from flattening this into one join over the whole table.
         offset 0  -- noqa: AM09
@@ -108,7 +99,7 @@ observations_with_previous as (
         lag(observed_at) over by_pod_and_node as previous_observed_at,
         lag(pod_uid) over by_pod_and_node as previous_pod_uid
     from observations
-    window by_pod_and_node as (partition by user_email, pod_name, node_name order by observed_at)
+    window by_pod_and_node as (partition by {{ key }} order by observed_at)
 ),
 
 session_numbers as (
@@ -122,7 +113,7 @@ session_numbers as (
                 else 0
             end
         ) over (
-            partition by user_email, pod_name, node_name
+            partition by {{ key }}
             order by observed_at
             rows between unbounded preceding and current row
         ) as session_number
@@ -131,9 +122,7 @@ session_numbers as (
 
 sessions as (
     select
-        user_email,
-        pod_name,
-        node_name,
+        {{ key }},
         min(observed_at) as session_start,
         max(observed_at) as session_end,
         count(*) as observation_count,
@@ -141,13 +130,11 @@ sessions as (
         mode() within group (order by container_version) as container_version,
         (array_agg(pod_uid order by observed_at desc) filter (where pod_uid is not null))[1] as pod_uid,
         (array_agg(server_name order by observed_at desc))[1] as server_name,
-        (array_agg(namespace order by observed_at desc) filter (where namespace is not null))[1] as namespace,
-        (array_agg(cluster order by observed_at desc) filter (where cluster is not null))[1] as cluster,
         (array_agg(user_name order by observed_at desc) filter (where user_name is not null))[1] as user_name,
         max(gpu_count) as gpu_count,
         max(collector_run_id) as last_collector_run_id
     from session_numbers
-    group by user_email, pod_name, node_name, session_number
+    group by {{ key }}, session_number
 ),
 
 final as (
@@ -158,7 +145,10 @@ final as (
                 user_email,
                 pod_name,
                 node_name,
-                to_char(session_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+                to_char(session_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                -- concat_ws skips nulls: sessions from before adoption keep the ids they had.
+                'cluster=' || cluster,
+                'namespace=' || namespace
             )
         ) as session_id,
         user_email,

@@ -1,11 +1,16 @@
+-- Every observation: container_observations and its overflow table (the second of two pods with
+-- the same user, pod name and time, from another hub; see bootstrap_sql/0003). Same columns.
 with
 
 source_observations as (
     select * from {{ source('raw', 'container_observations') }}
 ),
 
-renamed as (
-    select
+source_overflow as (
+    select * from {{ source('raw', 'container_observations_overflow') }}
+),
+
+{%- set columns %}
         "timestamp" as observed_at,  -- noqa: RF06
         user_email,
         user_name,
@@ -24,7 +29,18 @@ renamed as (
         memory_request_bytes,
         pod_started_at,
         collector_run_id
+{%- endset %}
+
+renamed as (
+    select
+        {{- columns }}
     from source_observations
+
+    union all
+
+    select
+        {{- columns }}
+    from source_overflow
 )
 
 select * from renamed

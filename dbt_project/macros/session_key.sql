@@ -1,0 +1,24 @@
+{#- The session key (spec 4), declared once. user_sessions carries it in its config (meta.session_key),
+    the replace_sessions strategy reads it from there, and the overlap test and indexes use it.
+    Rows from before adoption have no cluster or namespace: those two compare null-safely. -#}
+{% macro session_key() -%}
+    {{ return(['cluster', 'namespace', 'user_email', 'pod_name', 'node_name']) }}
+{%- endmacro %}
+
+{% macro session_key_nullable_columns() -%}
+    {{ return(['cluster', 'namespace']) }}
+{%- endmacro %}
+
+{#- "left and right have the same key": `=` where the column is never null (so indexes serve it),
+    `is not distinct from` where it may be. -#}
+{% macro session_key_matches(left, right, key=none) -%}
+    {%- for column in (key or session_key()) %}
+        {{ left }}.{{ column }} {{ 'is not distinct from' if column in session_key_nullable_columns() else '=' }} {{ right }}.{{ column }}
+        {%- if not loop.last %} and{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- A node is named within its cluster: `cluster/node`, or the bare node name where no cluster was recorded. -#}
+{% macro node_key(cluster, node_name) -%}
+    concat_ws('/', {{ cluster }}, {{ node_name }})
+{%- endmacro %}
