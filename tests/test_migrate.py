@@ -176,3 +176,38 @@ def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
         conn.execute(f"drop owned by {role}")
         conn.execute(f"drop role {role}")
         conn.commit()
+
+
+TIMESCALEDB_FUNCTIONS = ("create_hypertable", "add_compression_policy", "add_continuous_aggregate_policy", "time_bucket")
+
+
+def test_timescaledb_calls_are_qualified_and_never_need_superuser_settings():
+    """TimescaleDB cannot run here; what can be checked without it: every call names the extension's
+    schema (it may live anywhere), nothing reads superuser-only settings, the extension never goes
+    into the raw schema, and every numbered or repeatable file is free of drops and deletes."""
+    text = "\n".join(path.read_text() for path in sorted(BOOTSTRAP.rglob("*.sql")))
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    for function in TIMESCALEDB_FUNCTIONS:
+        for match in re.finditer(rf"(\S*){function}\(", code):
+            assert match.group(1).endswith("%I."), f"unqualified {function}: {match.group(0)}"
+    assert "shared_preload_libraries" not in code
+    assert re.search(r"create extension if not exists timescaledb schema public", code)
+
+
+def test_repeatable_step_runs_at_every_migrate_and_changes_nothing_the_second_time(conn):
+    migrate(conn, "raw", BOOTSTRAP)
+    conn.commit()
+    before = relations(conn, "raw")
+    assert migrate(conn, "raw", BOOTSTRAP) == []
+    assert relations(conn, "raw") == before
+    assert conn.execute("select count(*) from raw.jupyterhub_metrics_migrations where filename like 'hourly%'").fetchone()[0] == 0
+
+
+def test_a_database_that_applied_the_first_0002_is_accepted(conn):
+    migrate(conn, "raw", BOOTSTRAP)
+    from loader.migrate import SUPERSEDED_CHECKSUMS
+
+    (old,) = SUPERSEDED_CHECKSUMS["0002_hourly_aggregates.sql"]
+    conn.execute("update raw.jupyterhub_metrics_migrations set checksum = %s where filename = '0002_hourly_aggregates.sql'", (old,))
+    conn.commit()
+    assert migrate(conn, "raw", BOOTSTRAP) == []
