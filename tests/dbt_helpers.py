@@ -11,7 +11,8 @@ import psycopg
 from loader.config import Settings
 from loader.dbt_runner import run_dbt
 from loader.pods import Observation
-from loader.raw_store import RunRecord, record_collection
+from loader.raw_store import OBSERVATION_COLUMNS, RunRecord, record_collection
+from psycopg import sql
 
 
 def dbt(settings: Settings, *args: str) -> None:
@@ -56,3 +57,15 @@ def load_batch(conn: psycopg.Connection, settings: Settings, observations: Itera
     return record_collection(conn, settings.raw_schema, run, rows)
 
 
+
+
+def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> None:
+    """What a writer other than the loader does (the predecessor's collector, a psql \\copy backfill):
+    a plain COPY into the raw table, no collector_run_id, in a transaction of its own."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
+    with conn.transaction():
+        with conn.cursor().copy(
+            sql.SQL("copy {}.container_observations ({}) from stdin").format(sql.Identifier(settings.raw_schema), columns)
+        ) as copy:
+            for row in observations:
+                copy.write_row([getattr(row, name) for name in OBSERVATION_COLUMNS])

@@ -145,3 +145,11 @@ def test_cli_exports(history, tmp_path, monkeypatch):
     assert ok.exit_code == 0 and HMAC_KEY not in ok.output
     departments = CliRunner().invoke(app, ["export", "departments", "--min-users", "1"])
     assert departments.exit_code == 0 and "wrote 3 department-months" in departments.output
+
+
+def test_snapshot_keeps_directory_values_and_the_fix_up_applies_after_it(db):
+    # The snapshot holds what Graph returned; the Fellowships rule is applied on read, to all history.
+    assert db.execute("select department, job_title from analytics.users_history where email = 'bob@x.edu'").fetchall() == [
+        ("Fellowships", "GRAD TEACHING ASST, Physics")]
+    assert db.execute("select department, job_title from analytics.int_department_history where email = 'bob@x.edu'"
+                      ).fetchall() == [("Physics", "GRAD TEACHING ASST")]
