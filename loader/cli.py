@@ -24,8 +24,17 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
 
-def settings() -> Settings:
-    return load_settings()
+def settings(*, demo_fallback: bool = True) -> Settings:
+    """The configured settings; with no DB_* set, after `make demo`, the demo's database."""
+    config = load_settings()
+    if demo_fallback:
+        from loader.demo import demo_database_if_present
+
+        demo = demo_database_if_present(config)
+        if demo is not None:
+            typer.echo(f"no DB_HOST set: using the demo database ({demo.database.describe()})", err=True)
+            return demo
+    return config
 
 
 def one_line_errors(command):
@@ -256,7 +265,7 @@ def demo(
     """Load a synthetic hub (into an embedded PostgreSQL when no DB_* is set) and build the project."""
     from loader.demo import run_demo
 
-    run_demo(settings(), days=days, users=users, seed=seed)
+    run_demo(settings(demo_fallback=False), days=days, users=users, seed=seed)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -45,7 +46,9 @@ def run_dbt(settings: Settings, args: list[str]) -> bool:
         for flag, value in command_words.items():
             if flag not in full_args:
                 full_args += [flag, value]
-    with _environment(settings.dbt_environment()):
+    # Colour codes only on a terminal: CronJob logs and pipes get plain text (DBT_USE_COLORS still wins).
+    colours = {} if "DBT_USE_COLORS" in os.environ else {"DBT_USE_COLORS": str(sys.stdout.isatty()).lower()}
+    with _environment({**settings.dbt_environment(), **colours}):
         result = dbtRunner().invoke(full_args)
     if result.exception is not None:
         raise LoaderError(f"dbt {' '.join(args[:1])} could not run: {' '.join(str(result.exception).split())[:300]}")

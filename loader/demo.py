@@ -26,12 +26,32 @@ LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
 
 
+def demo_database_if_present(settings: Settings) -> Settings | None:
+    """After `make demo`, with no DB_* set: the demo's database (its server started again if needed), so the
+    README's next steps (`make docs`, build, check, export) work with no setup. None where there is no demo."""
+    if settings.database_configured or not (LOCAL_SERVER_FOLDER / "PG_VERSION").is_file():
+        return None
+    return settings.with_database(ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE))
+
+
+def connection_hints(settings: Settings) -> list[str]:
+    """How to reach the demo database from a shell: plain dbt and psql."""
+    database = settings.database
+    variables = f"DB_HOST={database.host} DB_PORT={database.port} DB_NAME={database.name} DB_USER={database.user}"
+    return [
+        "next: `make docs` (dbt docs), `.venv/bin/jupyterhub-metrics build|check|export usage` use this database;",
+        f"plain dbt (in dbt_project/): export {variables} DB_SSLMODE=disable",
+        f"psql: psql -h {database.host} -p {database.port} -U {database.user} {database.name}",
+    ]
+
+
 def demo_settings(settings: Settings) -> Settings:
     """The configured database, or an embedded server under .local/ when no DB_* is set."""
     if settings.database_configured:
         return settings
     database = ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE)
-    typer.echo(f"using the embedded PostgreSQL in {LOCAL_SERVER_FOLDER.relative_to(PROJECT_ROOT)} (socket {database.host})")
+    shown = LOCAL_SERVER_FOLDER.relative_to(PROJECT_ROOT) if LOCAL_SERVER_FOLDER.is_relative_to(PROJECT_ROOT) else LOCAL_SERVER_FOLDER
+    typer.echo(f"using the embedded PostgreSQL in {shown} (socket {database.host})")
     return settings.with_database(database)
 
 
@@ -93,6 +113,8 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
         f"({department_rows} department-months, {suppressed} with fewer than 5 users suppressed)"
     )
     typer.echo(f"demo finished in {time.monotonic() - began:.0f} s")
+    for line in connection_hints(settings):
+        typer.echo(line)
 
 
 def print_summary(settings: Settings) -> None:

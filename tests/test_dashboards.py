@@ -67,12 +67,31 @@ def reader(module_database):
         conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
 
 
-def test_dashboard_files_are_the_generator_output():
+def generator():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_dashboards", PROJECT_ROOT / "grafana" / "build_dashboards.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_exposures_are_generated_from_what_each_dashboard_reads():
+    module = generator()
+    boards = module.all_dashboards()
+    assert module.EXPOSURES.read_text() == module.exposures_yaml(boards), "run `python grafana/build_dashboards.py`"
+    models, sources = module.dbt_references()
+    for name, board in boards.items():
+        queries = [item["targets"][0]["rawSql"] for item in board["panels"]]
+        queries += [variable["query"] for variable in board["templating"]["list"]]
+        named = {name for query in queries for _, name in module.RELATION.findall(query)}
+        # Every relation a panel reads is a dbt model or a declared source, so none is missing from the exposure.
+        assert named - set(models) - set(sources) == set(), name
+        assert module.relations_read(board), name
+
+
+def test_dashboard_files_are_the_generator_output():
+    module = generator()
     on_disk = {path.name: path.read_text() for path in DASHBOARD_DIR.glob("*.json")}
     assert on_disk == module.rendered(), "run `python grafana/build_dashboards.py` and commit the result"
     assert set(on_disk) == {"overview.json", "users.json", "user-detail.json", "demographics.json",

@@ -171,3 +171,58 @@ def test_docs_generate_and_every_model_and_column_is_described(built):
         missing += [f"{unique_id}.{name}" for name in entry["columns"] if name.lower() not in described]
     assert "model.jupyterhub_metrics.user_sessions" in catalog["nodes"]
     assert missing == []
+    # Sources too: at least 95% of the columns of every source table are described.
+    for unique_id, entry in catalog["sources"].items():
+        source = manifest["sources"][unique_id]
+        assert source.get("description", "").strip(), unique_id
+        described = {name.lower() for name, column in source["columns"].items() if column.get("description", "").strip()}
+        share = sum(name.lower() in described for name in entry["columns"]) / len(entry["columns"])
+        assert share >= 0.95, f"{unique_id}: {share:.0%} of columns described"
+    overview = [doc for doc in manifest["docs"].values() if doc["name"] == "__overview__" and doc["package_name"] == "jupyterhub_metrics"]
+    assert overview and "Where to start" in overview[0]["block_contents"]
+
+
+def test_no_colour_codes_when_output_is_not_a_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    from loader.config import PROJECT_ROOT
+
+    environment = {key: value for key, value in __import__("os").environ.items() if key != "DBT_USE_COLORS"}
+    result = subprocess.run([sys.executable, "-m", "loader", "dbt", "parse"], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, env={**environment, "DBT_TARGET_PATH": str(tmp_path)}, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Performance info" in result.stdout or "Running with dbt" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr
+
+
+def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
+    """What an analyst types in dbt_project/: no flags, the profile reading DB_*, a fresh database with raw data;
+    then the same after another collection."""
+    import subprocess
+
+    from loader.config import PROJECT_ROOT
+
+    settings = settings_for(database)
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, known_observations())
+    environment = {**__import__("os").environ, **database.environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
+    dbt_binary = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
+
+    def plain(*args):
+        result = subprocess.run([dbt_binary, *args], cwd=PROJECT_ROOT / "dbt_project", env=environment,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"dbt {' '.join(args)}:\n{result.stdout[-3000:]}"
+        return result.stdout
+
+    first = plain("build")
+    assert "ERROR=0" in first and "SKIP=0" in first
+    plain("build")
+    plain("test")
+    plain("docs", "generate")
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        load_batch(conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20))
+        assert "ERROR=0" in plain("build")
+        plain("test")
+        assert conn.execute("select count(*) from analytics.user_sessions where user_email = 'erin@x.edu'").fetchone()[0] == 1
