@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -63,13 +64,13 @@ def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, boo
     return observations, uid_changes
 
 
-def per_user_and_node(conn) -> tuple[set[tuple], set[tuple]]:
+def per_user_and_node(conn, schema: str = "analytics") -> tuple[set[tuple], set[tuple]]:
     users = conn.execute(
         "select user_email, round(total_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
         " round(gpu_device_hours::numeric, 9), total_sessions, applications_used, first_session, last_session,"
-        " favorite_container, last_collector_run_id from analytics.user_session_stats"
+        f" favorite_container, last_collector_run_id from {schema}.user_session_stats"
     ).fetchall()
-    nodes = conn.execute("select * from analytics.nodes").fetchall()
+    nodes = conn.execute(f"select * from {schema}.nodes").fetchall()
     return set(users), set(nodes)
 
 
@@ -97,8 +98,8 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
         assert external_run < loader_run
 
 
-def sessions(conn, where: str = "true") -> set[tuple]:
-    return set(conn.execute(f"select {SESSION_COLUMNS} from analytics.user_sessions where {where}").fetchall())
+def sessions(conn, where: str = "true", schema: str = "analytics") -> set[tuple]:
+    return set(conn.execute(f"select {SESSION_COLUMNS} from {schema}.user_sessions where {where}").fetchall())
 
 
 @pytest.mark.parametrize("seed", [11, 2026])
@@ -162,3 +163,66 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
         " and s.session_start >= p.session_start and s.session_end <= p.session_end)"
     ).fetchone()[0]
     assert nested == 0
+
+
+def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
+    """A user whose pods run for hours to days, collected every 5 minutes, now and then changing image,
+    node or pod uid, with pauses that sometimes exceed the gap."""
+    user = f"steady{index}@example.edu"
+    observations = []
+    for pod_number in range(rng.randint(1, 2)):
+        pod = f"jupyter-steady{index}" + (f"--srv{pod_number}" if pod_number else "")
+        moment = start + timedelta(minutes=5 * rng.randint(0, 24))
+        node, image = rng.choice(["cpu-1", "gpu-a100-1"]), rng.choice(["scipy", "torch"])
+        uid = f"uid-{index}-{pod_number}" if rng.random() < 0.7 else None  # None: rows from before adoption
+        for step_number in range(rng.randint(20, 400)):
+            if rng.random() < 0.004:
+                image = rng.choice(["scipy", "torch", "r"])
+            if uid and rng.random() < 0.003:
+                uid = f"uid-{index}-{pod_number}-{step_number}"
+            if rng.random() < 0.003:
+                node = rng.choice(["cpu-1", "gpu-a100-1"])
+            observations.append(observation(user, pod, node, moment, pod_uid=uid if rng.random() < 0.95 else None,
+                                            container_base=image,
+                                            gpu_count=rng.choice([1, 1, 1, 2])))
+            moment += rng.choice([timedelta(minutes=5)] * 200 + [GAP, GAP + timedelta(seconds=1), timedelta(hours=2)])
+    return observations
+
+
+@pytest.mark.parametrize("seed", [5, 77])
+def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed):
+    """Collections in time order (the common case: open sessions extended from their stored rows), with a
+    few observations held back and delivered late, some by other writers: equal to one full rebuild."""
+    rng = random.Random(seed)
+    settings = settings_for(database)
+    conn.autocommit = True
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    everything = sorted((obs for index in range(30) for obs in steady_stream(rng, index, start)),
+                        key=lambda obs: obs.timestamp)
+    late = [obs for obs in everything if rng.random() < 0.03]
+    on_time = [obs for obs in everything if obs not in late]
+    incremental_marts = ["user_sessions", "user_session_stats", "nodes"]
+    dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)
+    cycles = 14
+    for number in range(cycles):
+        batch = on_time[number * len(on_time) // cycles:(number + 1) * len(on_time) // cycles]
+        load_batch(conn, settings, batch)
+        dbt(settings, "run", "--select", *incremental_marts)
+    long_sessions = conn.execute("select count(*) from analytics.user_sessions where observation_count >= 100").fetchone()[0]
+    assert long_sessions >= 5, "sessions must be extended over many cycles"
+    # Before late rows repair anything: equal to a full build of the same rows (in a schema of its own).
+    reference = replace(settings, analytics_schema="reference")
+    dbt(reference, "run", "--select", "+user_sessions", *incremental_marts, "--full-refresh")
+    assert sessions(conn) == sessions(conn, schema="reference")
+    assert per_user_and_node(conn) == per_user_and_node(conn, schema="reference")
+    rng.shuffle(late)
+    copy_without_run_id(conn, settings, late[: len(late) // 2])
+    dbt(settings, "run", "--select", *incremental_marts)
+    load_batch(conn, settings, late[len(late) // 2:])
+    dbt(settings, "run", "--select", *incremental_marts)
+    incremental, incremental_stats = sessions(conn), per_user_and_node(conn)
+
+    dbt(settings, "run", "--select", *incremental_marts, "--full-refresh")
+    assert sessions(conn) == incremental
+    assert per_user_and_node(conn) == incremental_stats

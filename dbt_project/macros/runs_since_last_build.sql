@@ -8,3 +8,22 @@
     {{ column }} > (select coalesce(max(built.last_collector_run_id), 0) from {{ this }} as built)
     and {{ column }} <= (select max(runs.id) from {{ source('raw', 'collector_runs') }} as runs)
 {%- endmacro %}
+
+
+{#- The earliest observation time the new runs can hold: a lower bound on "timestamp" that lets
+    TimescaleDB skip every chunk (compressed history included) no new observation is in. A run without
+    an observed_at (kind `external`: another writer, see the run_ids docs block) may hold any time, so
+    then there is no bound. users_sync runs write no observations. -#}
+{% macro earliest_observation_of_new_runs() -%}
+    (
+        select
+            case
+                when bool_or(runs.observed_at is null) then '-infinity'::timestamptz
+                else coalesce(min(runs.observed_at), 'infinity'::timestamptz)
+            end
+        from {{ source('raw', 'collector_runs') }} as runs
+        where
+            runs.id > (select coalesce(max(built.last_collector_run_id), 0) from {{ this }} as built)
+            and runs.kind <> 'users_sync'
+    )
+{%- endmacro %}

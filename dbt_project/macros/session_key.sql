@@ -9,6 +9,12 @@
     {{ return(['cluster', 'namespace']) }}
 {%- endmacro %}
 
+{#- The key columns an index can serve: `is not distinct from` is not indexable, so indexes on the
+    key lead with the never-null columns, and cluster and namespace are filtered after. -#}
+{% macro session_key_indexed_columns() -%}
+    {{ return(session_key() | reject('in', session_key_nullable_columns()) | list) }}
+{%- endmacro %}
+
 {#- "left and right have the same key": `=` where the column is never null (so indexes serve it),
     `is not distinct from` where it may be. -#}
 {% macro session_key_matches(left, right, key=none) -%}

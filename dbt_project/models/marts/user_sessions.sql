@@ -7,7 +7,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['session_id'], 'unique': True},
-            {'columns': session_key() + ['session_start']},
+            {'columns': session_key_indexed_columns() + ['session_start']},
             {'columns': ['last_collector_run_id']},
             {'columns': ['session_start']},
         ],
@@ -15,39 +15,122 @@
 }}
 
 {#- The session rule: see the session_rule docs block. An incremental run reads only observations
-    from collector runs newer than the newest run already in this table, and recomputes the
-    sessions they can touch. -#}
+    from collector runs newer than the newest run already in this table (see incremental_sessions).
+    Where the new observations of a key only extend its open session, that session is updated
+    from its stored row; every other touched key is recomputed exactly from where a session
+    boundary is certain. -#}
 
 {%- set gap = "interval '" ~ var('session_gap_minutes') ~ " minutes'" %}
 {%- set key = session_key() | join(', ') %}
+{%- set session_columns %}
+        session_start,
+        session_end,
+        observation_count,
+        container_base,
+        container_version,
+        pod_uid,
+        server_name,
+        user_name,
+        gpu_count,
+        last_collector_run_id
+{%- endset %}
 
 with
 
 {% if is_incremental() %}
 
 new_observations as (
-    select
-        {{ key }},
-        observed_at
+    select *
     from {{ ref('stg_raw__container_observations') }}
-    where {{ runs_since_last_build('collector_run_id') }}
+    where
+        {{ runs_since_last_build('collector_run_id') }}
+        and observed_at >= {{ earliest_observation_of_new_runs() }}
 
     union all
 
     -- An empty table (after `dbt run --empty`, say) is filled from every observation, as a full build is.
-    select
-        {{ key }},
-        observed_at
+    select *
     from {{ ref('stg_raw__container_observations') }}
     where not exists (select from {{ this }})
 ),
 
+new_steps as (
+    select
+        *,
+        observed_at - lag(observed_at) over (partition by {{ key }} order by observed_at) as step
+    from new_observations
+),
+
+-- What a key's new observations would add to its open session, summed up without its history.
 touched_keys as (
     select
         {{ key }},
-        min(observed_at) as earliest_new_observation
-    from new_observations
+        min(observed_at) as earliest_new_observation,
+        max(observed_at) as latest_new_observation,
+        coalesce(max(step), interval '0') as longest_new_step,
+        count(*) as new_observation_count,
+        count(distinct container_base) as new_bases,
+        min(container_base) as new_base,
+        count(distinct container_version) as new_versions,
+        min(container_version) as new_version,
+        count(distinct pod_uid) as new_uids,
+        (array_agg(pod_uid order by observed_at desc) filter (where pod_uid is not null))[1] as last_pod_uid,
+        (array_agg(server_name order by observed_at desc))[1] as last_server_name,
+        (array_agg(user_name order by observed_at desc) filter (where user_name is not null))[1] as last_user_name,
+        max(gpu_count) as max_gpu_count,
+        max(collector_run_id) as last_collector_run_id
+    from new_steps
     group by {{ key }}
+),
+
+-- Each touched key's latest stored session, by index look-up.
+open_sessions as (
+    select
+        touched_keys.*,
+        latest.session_start as open_start,
+        latest.session_end as open_end,
+        latest.observation_count as open_observation_count,
+        latest.container_base as open_base,
+        latest.container_version as open_version,
+        latest.pod_uid as open_pod_uid,
+        latest.user_name as open_user_name,
+        latest.gpu_count as open_gpu_count
+    from touched_keys
+    left join lateral (
+        select previous_sessions.*
+        from {{ this }} as previous_sessions
+        where {{ session_key_matches('previous_sessions', 'touched_keys') }}
+        order by previous_sessions.session_start desc
+        limit 1
+    ) as latest on true
+),
+
+-- The common case: every new observation comes after the open session's end, within the gap of
+-- its predecessor, with the session's image and pod uid. Then no boundary can appear, the
+-- session's most frequent image stays the most frequent, and its row is updated from what is
+-- stored. Anything else (late or out-of-order observations, a uid or image change, a new
+-- session) is recomputed exactly below.
+extended_sessions as (
+    select
+        {{ key }},
+        open_start as session_start,
+        latest_new_observation as session_end,
+        open_observation_count + new_observation_count as observation_count,
+        open_base as container_base,
+        open_version as container_version,
+        coalesce(last_pod_uid, open_pod_uid) as pod_uid,
+        last_server_name as server_name,
+        coalesce(last_user_name, open_user_name) as user_name,
+        greatest(open_gpu_count, max_gpu_count) as gpu_count,
+        last_collector_run_id
+    from open_sessions
+    where
+        earliest_new_observation > open_end
+        and earliest_new_observation - open_end <= {{ gap }}
+        and longest_new_step <= {{ gap }}
+        and new_bases = 1 and new_base = open_base
+        and new_versions = 1 and new_version = open_version
+        and (new_uids = 0 or (new_uids = 1 and (open_pod_uid is null or open_pod_uid = last_pod_uid)))
 ),
 
 -- Sessions ending more than the gap before the earliest new observation cannot change; the
@@ -55,19 +138,23 @@ touched_keys as (
 recompute_windows as (
     select
         {%- for column in session_key() %}
-        touched_keys.{{ column }},
+        open_sessions.{{ column }},
         {%- endfor %}
         least(
-            touched_keys.earliest_new_observation,
+            open_sessions.earliest_new_observation,
             (
                 select min(previous_sessions.session_start)
                 from {{ this }} as previous_sessions
                 where
-                    {{ session_key_matches('previous_sessions', 'touched_keys') }}
-                    and previous_sessions.session_end >= touched_keys.earliest_new_observation - {{ gap }}
+                    {{ session_key_matches('previous_sessions', 'open_sessions') }}
+                    and previous_sessions.session_end >= open_sessions.earliest_new_observation - {{ gap }}
             )
         ) as recompute_from
-    from touched_keys
+    from open_sessions
+    where not exists (
+        select from extended_sessions
+        where {{ session_key_matches('extended_sessions', 'open_sessions') }}
+    )
 ),
 
 -- LATERAL keeps this a per-key index range scan, whatever the table's size.
@@ -120,7 +207,7 @@ session_numbers as (
     from observations_with_previous
 ),
 
-sessions as (
+recomputed_sessions as (
     select
         {{ key }},
         min(observed_at) as session_start,
@@ -135,6 +222,22 @@ sessions as (
         max(collector_run_id) as last_collector_run_id
     from session_numbers
     group by {{ key }}, session_number
+),
+
+sessions as (
+    select
+        {{ key }},
+        {{- session_columns }}
+    from recomputed_sessions
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        {{ key }},
+        {{- session_columns }}
+    from extended_sessions
+    {%- endif %}
 ),
 
 final as (
