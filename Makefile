@@ -45,7 +45,7 @@ docs: venv
 	$(CLI) dbt docs serve --port $${DOCS_PORT:-8080}
 
 bench: venv
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 # Stops and removes the embedded servers used by demo and test (never touches a DB_* database).
 clean-local:

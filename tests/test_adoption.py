@@ -19,7 +19,7 @@ from loader.cli import app
 from loader.config import PROJECT_ROOT
 from loader.roles import ensure_readonly_role
 from tests.conftest import settings_for
-from tests.graph_api_stub import GraphApiStub, graph_user
+from stand_ins.graph import GraphApiStub, graph_user
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
 from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel

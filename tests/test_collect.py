@@ -13,7 +13,7 @@ from loader.collect import collect, pods_from_file
 from loader.config import PROJECT_ROOT, DatabaseSettings
 from loader.errors import LoaderError
 from loader.migrate import migrate
-from tests.kube_api_stub import KubeApiStub
+from stand_ins.kubernetes import KubeApiStub
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list
 
 AT = "2026-11-02T10:00:00+00:00"

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from loader.config import GraphSettings
 from loader.errors import ConfigurationError, GraphError
 from loader.graph_auth import acquire_token
-from tests.http_stub import LocalHttpStub, send_json
+from stand_ins.http import LocalHttpStub, send_json
 
 TENANT = "contoso-tenant"
 SECRET = "client-secret-value"

@@ -16,7 +16,7 @@ from loader.graph_source import GraphClient, entry_from_graph_user
 from loader.migrate import migrate
 from tests.conftest import settings_for
 from tests.dbt_helpers import load_batch, observation
-from tests.graph_api_stub import GraphApiStub, graph_user
+from stand_ins.graph import GraphApiStub, graph_user
 
 TOKEN = "eyJ0eXAi.secret-graph-token.sig"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)

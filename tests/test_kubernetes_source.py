@@ -4,7 +4,7 @@ import pytest
 
 from loader.errors import KubernetesError
 from loader.kubernetes_source import api_client, list_running_pods
-from tests.kube_api_stub import KubeApiStub
+from stand_ins.kubernetes import KubeApiStub
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod
 
 SELECTOR = "component=singleuser-server"

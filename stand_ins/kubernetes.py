@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from tests.http_stub import LocalHttpStub, send_json
+from stand_ins.http import LocalHttpStub, send_json
 from loader.pods import is_running, matches_selector
 
 

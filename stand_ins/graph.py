@@ -7,7 +7,7 @@ import re
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
 
-from tests.http_stub import LocalHttpStub, send_json
+from stand_ins.http import LocalHttpStub, send_json
 
 
 def graph_user(email: str, name: str, department: str | None, job_title: str | None, *, upn: str | None = None) -> dict:
