@@ -14,7 +14,8 @@ from typing import List, Optional
 import typer
 
 from loader.config import Settings, load_settings
-from loader.errors import LoaderError
+from loader.pods import EARLIEST_TIME, FUTURE_TOLERANCE
+from loader.errors import LoaderError, one_line_failure
 
 app = typer.Typer(help="Usage accounting for JupyterHub on Kubernetes.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -39,21 +40,46 @@ def settings(*, demo_fallback: bool = True) -> Settings:
 
 def one_line_errors(command):
     """Ends the command with `Error: <message>` on stderr and exit code 1, never a traceback: for every
-    LoaderError, and for a database error that no narrower handler explained."""
+    LoaderError, a database error that no narrower handler explained, and anything unexpected
+    (`--debug` or JHM_DEBUG=1 shows the traceback instead)."""
     import psycopg
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
         except LoaderError as error:
+            if DEBUG.enabled:
+                raise
             typer.echo(f"Error: {error}", err=True)
         except psycopg.Error as error:
+            if DEBUG.enabled:
+                raise
             detail = " ".join((getattr(error.diag, "message_primary", None) or str(error)).split())[:300]
             typer.echo(f"Error: the database refused the command ({detail}); check the database and run again", err=True)
+        except Exception as error:
+            if DEBUG.enabled:
+                raise
+            typer.echo(f"Error: {one_line_failure(command.__name__.replace('_', ' '), error)}", err=True)
         raise typer.Exit(1)
 
     return wrapper
+
+
+class DEBUG:
+    enabled = False
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(False, "--debug", envvar="JHM_DEBUG", help="Show tracebacks instead of one-line errors."),
+) -> None:
+    """Usage accounting for JupyterHub on Kubernetes."""
+    DEBUG.enabled = debug
+    if debug:
+        logging.getLogger().setLevel(logging.DEBUG)
 
 
 @db_app.command("migrate")
@@ -96,7 +122,13 @@ def parse_at(value: Optional[str]) -> Optional[datetime]:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise LoaderError(f"--at {value!r} is not an ISO 8601 time such as 2026-01-31T14:05:00+00:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    latest = datetime.now(timezone.utc) + FUTURE_TOLERANCE
+    if not EARLIEST_TIME <= moment <= latest:
+        raise LoaderError(
+            f"--at {value!r} is outside {EARLIEST_TIME:%Y-%m-%d} to one day from now; give the collection's real time"
+        )
+    return moment
 
 
 @app.command()

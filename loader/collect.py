@@ -14,7 +14,7 @@ import psycopg
 
 from loader.config import CollectSettings, Settings
 from loader.db import connect
-from loader.errors import LoaderError
+from loader.errors import LoaderError, one_line_failure
 from loader.pods import Observation, Skip, UserSource, is_running, matches_selector, observation_from_pod
 from loader.raw_store import RunRecord, record_collection, record_failed_run
 
@@ -66,6 +66,8 @@ def pods_from_file(path: Path, selector: str) -> PodSource:
             raise LoaderError(f"cannot read pod list {path}: {error.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise LoaderError(f"pod list {path} is not valid JSON ({error}); pass `kubectl get pods -o json` output") from None
+        except RecursionError:
+            raise LoaderError(f"pod list {path} is nested too deeply to be a pod list; pass `kubectl get pods -o json` output") from None
         return pods_from_document(document, selector, origin=f"pod list {path}")
 
     return read
@@ -81,33 +83,25 @@ def build_rows(
     # Two hubs may run the same user's pod under the same name: namespace and cluster tell them apart.
     seen: set[tuple[str | None, str | None, str, str]] = set()
     for pod in pods:
-        outcome = (
-            observation_from_pod(
-                pod,
-                observed_at=observed_at,
-                user_sources=sources,
-                email_domain=settings.email_domain,
-                cluster=settings.cluster,
-                name_sources=name_sources,
-            )
-            if isinstance(pod, dict)
-            else Skip("?", "malformed", "pod is not an object")
+        outcome = observation_from_pod(
+            pod,
+            observed_at=observed_at,
+            user_sources=sources,
+            email_domain=settings.email_domain,
+            cluster=settings.cluster,
+            name_sources=name_sources,
         )
-        key = (
-            (outcome.cluster, outcome.namespace, outcome.user_email, outcome.pod_name)
-            if isinstance(outcome, Observation)
-            else None
-        )
-        if key is not None and key in seen:
+        if isinstance(outcome, Observation):
+            key = (outcome.cluster, outcome.namespace, outcome.user_email, outcome.pod_name)
+            if key not in seen:
+                seen.add(key)
+                rows.append(outcome)
+                continue
             outcome = Skip(
                 f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "the same pod was listed twice in one run"
             )
-        if isinstance(outcome, Skip):
-            skipped[outcome.reason] += 1
-            log.warning("skipped pod %s: %s (%s)", outcome.pod, outcome.reason, outcome.detail)
-            continue
-        seen.add(key)
-        rows.append(outcome)
+        skipped[outcome.reason] += 1
+        log.warning("skipped pod %s: %s (%s)", outcome.pod, outcome.reason, outcome.detail)
     return rows, skipped
 
 
@@ -129,12 +123,17 @@ def collect_into(
         rows, skipped = build_rows(pods, settings.collect, observed_at)
         run.skip_reasons = dict(skipped)
         run_id = record_collection(conn, settings.raw_schema, run, rows)
-    except (LoaderError, psycopg.Error) as error:
-        message = str(error) if isinstance(error, LoaderError) else _database_failure(error)
+    except Exception as error:  # every run that starts leaves a run record, whatever ended it
+        if isinstance(error, LoaderError):
+            message = str(error)
+        elif isinstance(error, psycopg.Error):
+            message = _database_failure(error)
+        else:
+            message = one_line_failure("collection", error)
         run.error = message
         run.rows_recorded = run.rows_already_recorded = 0
         _record_failure(conn, settings.raw_schema, run)
-        raise LoaderError(message) from None
+        raise LoaderError(message) from error
     return CollectionResult(
         run_id=run_id,
         observed_at=observed_at,

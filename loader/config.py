@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -10,6 +12,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from loader.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(os.environ.get("JHM_PROJECT_DIR", Path(__file__).resolve().parent.parent))
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -113,6 +117,7 @@ class Settings:
     export_hmac_key: str | None = field(default=None, repr=False)
     readonly_role: str = "grafana_reader"
     readonly_password: str = field(default="", repr=False)
+    build_lock_wait_seconds: float = 240.0
     bootstrap_sql_dir: Path = PROJECT_ROOT / "bootstrap_sql"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
 
@@ -131,6 +136,89 @@ class Settings:
         }
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text), what it means, and its group in .env.example."""
+
+    name: str
+    default: str
+    help: str
+    group: str
+    secret: bool = False
+
+
+# Every setting, once. load_settings reads these; .env.example is rendered from them (`python -m loader.config`,
+# a test keeps them equal) and the README's table names each of them (a test checks).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DB_HOST", "127.0.0.1", "Database host: a name, an address, or a socket folder.", "Database"),
+    Setting("DB_PORT", "5432", "Database port.", "Database"),
+    Setting("DB_NAME", "jupyterhub_metrics", "Database name.", "Database"),
+    Setting("DB_USER", "postgres", "Database user (owner of the raw and analytics schemas).", "Database"),
+    Setting("DB_PASSWORD", "", "Database password; never logged.", "Database", secret=True),
+    Setting("DB_SSLMODE", "prefer", "libpq sslmode: disable, prefer, require, verify-full.", "Database"),
+    Setting("RAW_SCHEMA", "raw", "Schema of the raw tables (`public` adopts a predecessor database in place).", "Database"),
+    Setting("DBT_SCHEMA", "analytics", "Schema dbt builds its models into; never the raw schema.", "Database"),
+    Setting("DBT_THREADS", "4", "dbt threads.", "Database"),
+    Setting("DBT_LOCK_WAIT_SECONDS", "240", "How long a build or check waits for another one to finish.", "Database"),
+    Setting("COLLECT_NAMESPACES", "", "Comma-separated namespaces to watch; empty watches all.", "Collection"),
+    Setting("COLLECT_SELECTOR", "component=singleuser-server", "Label selector of single-user pods.", "Collection"),
+    Setting("COLLECT_USER_FROM", ",".join(DEFAULT_USER_SOURCES),
+            "Identity sources in order: annotation:KEY, env:NAME, label:KEY.", "Collection"),
+    Setting("COLLECT_NAME_FROM", ",".join(DEFAULT_NAME_SOURCES),
+            "Sources of the person's name stored as user_name (same forms); else the hub username.", "Collection"),
+    Setting("COLLECT_EMAIL_DOMAIN", "", "Appended to bare usernames to make emails (e.g. example.edu).", "Collection"),
+    Setting("CLUSTER_NAME", "", "Recorded with every row; name each cluster when several report into one database.",
+            "Collection"),
+    Setting("KUBE_REQUEST_TIMEOUT", "30", "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
+            "Collection"),
+    Setting("ACCESS_TOKEN", "", "A ready Microsoft Graph token (else the app registration below).", "Microsoft Graph",
+            secret=True),
+    Setting("AZURE_TENANT_ID", "", "App registration's tenant (client credentials, for the CronJob).", "Microsoft Graph"),
+    Setting("AZURE_CLIENT_ID", "", "App registration's client id (also for --device-code).", "Microsoft Graph"),
+    Setting("AZURE_CLIENT_SECRET", "", "App registration's client secret.", "Microsoft Graph", secret=True),
+    Setting("GRAPH_BASE_URL", GraphSettings.base_url, "Microsoft Graph endpoint (national clouds differ).",
+            "Microsoft Graph"),
+    Setting("AZURE_AUTHORITY_HOST", GraphSettings.authority_host, "Microsoft sign-in endpoint.", "Microsoft Graph"),
+    Setting("EXPORT_HMAC_KEY", "", "Key for `export usage --pseudonymize`: secret and stable (same key, same pseudonyms).",
+            "Export", secret=True),
+    Setting("READONLY_DB_USER", "grafana_reader", "The dashboards' read-only role (`db readonly-role`).", "Read-only role"),
+    Setting("READONLY_DB_PASSWORD", "", "Its password.", "Read-only role", secret=True),
+    Setting("BOOTSTRAP_SQL_DIR", "", "Where bootstrap_sql/ is, when not beside the loader (the image sets it).", "Paths"),
+    Setting("DBT_PROJECT_DIR", "", "Where dbt_project/ is, when not beside the loader.", "Paths"),
+)
+DECLARED = {setting.name: setting for setting in SETTINGS}
+CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_")
+# Read by the tools this project runs, not by the loader: never reported as unknown.
+OTHER_TOOLS = {"DBT_PROFILES_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_USE_COLORS", "DB_ADMIN_DATABASE"}
+
+
+def unknown_variable_warnings(names: set[str]) -> list[str]:
+    """A warning for each variable with one of this project's prefixes that no setting declares: a typo
+    (`DB_HSOT`) would otherwise be ignored in silence. Other DBT_ variables are dbt's own unless close to ours."""
+    warnings = []
+    for name in sorted(names):
+        if name in DECLARED or name in OTHER_TOOLS or not name.startswith(CHECKED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, DECLARED, n=1, cutoff=0.75)
+        if name.startswith("DBT_") and not close:
+            continue
+        hint = f"did you mean {close[0]}?" if close else "no setting has that name"
+        warnings.append(f"unknown setting {name} is ignored; {hint}")
+    return warnings
+
+
+def render_env_example() -> str:
+    lines = ["# Copy to .env (never committed) or set in the environment. Every variable is optional;",
+             "# generated from loader/config.py SETTINGS (`python -m loader.config`)."]
+    group = None
+    for setting in SETTINGS:
+        if setting.group != group:
+            group = setting.group
+            lines += ["", f"# --- {group} ---"]
+        lines += [f"# {setting.help}", f"{setting.name}={'' if setting.secret else setting.default}"]
+    return "\n".join(lines) + "\n"
+
+
 def _dotenv() -> dict[str, str]:
     path = Path.cwd() / ".env"
     if not path.is_file():
@@ -141,37 +229,42 @@ def _dotenv() -> dict[str, str]:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Settings from the process environment; a `.env` file in the working directory fills gaps."""
     env = {**_dotenv(), **(os.environ if environ is None else environ)}
+    for warning in unknown_variable_warnings(set(env)):
+        log.warning(warning)
 
     def get(name: str, default: str | None = None) -> str | None:
+        declared = DECLARED[name]  # KeyError here is a programming error: every setting is declared once
         value = env.get(name)
-        return value if value not in (None, "") else default
+        if value not in (None, ""):
+            return value
+        return default if default is not None else (declared.default or None)
 
     database = DatabaseSettings(
-        host=get("DB_HOST", "127.0.0.1"),
-        port=_int("DB_PORT", get("DB_PORT", "5432")),
-        name=get("DB_NAME", "jupyterhub_metrics"),
-        user=get("DB_USER", "postgres"),
+        host=get("DB_HOST"),
+        port=_int("DB_PORT", get("DB_PORT")),
+        name=get("DB_NAME"),
+        user=get("DB_USER"),
         password=get("DB_PASSWORD", ""),
-        sslmode=get("DB_SSLMODE", "prefer"),
+        sslmode=get("DB_SSLMODE"),
     )
-    raw_schema = _schema_name("RAW_SCHEMA", get("RAW_SCHEMA", "raw"))
-    analytics_schema = _schema_name("DBT_SCHEMA", get("DBT_SCHEMA", "analytics"))
+    raw_schema = _schema_name("RAW_SCHEMA", get("RAW_SCHEMA"))
+    analytics_schema = _schema_name("DBT_SCHEMA", get("DBT_SCHEMA"))
     if raw_schema == analytics_schema:
         raise ConfigurationError(
             f"DBT_SCHEMA and RAW_SCHEMA are both {raw_schema!r}: dbt models must build into their own schema"
         )
     collect = CollectSettings(
         namespaces=_list(get("COLLECT_NAMESPACES")),
-        selector=get("COLLECT_SELECTOR", CollectSettings.selector),
-        user_sources=_list(get("COLLECT_USER_FROM")) or DEFAULT_USER_SOURCES,
-        name_sources=_list(get("COLLECT_NAME_FROM")) or DEFAULT_NAME_SOURCES,
+        selector=get("COLLECT_SELECTOR"),
+        user_sources=_list(get("COLLECT_USER_FROM")),
+        name_sources=_list(get("COLLECT_NAME_FROM")),
         email_domain=get("COLLECT_EMAIL_DOMAIN"),
         cluster=get("CLUSTER_NAME"),
-        request_timeout_seconds=float(_int("KUBE_REQUEST_TIMEOUT", get("KUBE_REQUEST_TIMEOUT", "30"))),
+        request_timeout_seconds=float(_int("KUBE_REQUEST_TIMEOUT", get("KUBE_REQUEST_TIMEOUT"))),
     )
     graph = GraphSettings(
-        base_url=get("GRAPH_BASE_URL", GraphSettings.base_url).rstrip("/"),
-        authority_host=get("AZURE_AUTHORITY_HOST", GraphSettings.authority_host).rstrip("/"),
+        base_url=get("GRAPH_BASE_URL").rstrip("/"),
+        authority_host=get("AZURE_AUTHORITY_HOST").rstrip("/"),
         access_token=get("ACCESS_TOKEN"),
         tenant_id=get("AZURE_TENANT_ID"),
         client_id=get("AZURE_CLIENT_ID"),
@@ -184,8 +277,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         collect=collect,
         graph=graph,
         export_hmac_key=get("EXPORT_HMAC_KEY"),
-        readonly_role=get("READONLY_DB_USER", Settings.readonly_role),
+        readonly_role=get("READONLY_DB_USER"),
         readonly_password=get("READONLY_DB_PASSWORD", ""),
+        build_lock_wait_seconds=float(_int("DBT_LOCK_WAIT_SECONDS", get("DBT_LOCK_WAIT_SECONDS"))),
         bootstrap_sql_dir=Path(get("BOOTSTRAP_SQL_DIR", str(PROJECT_ROOT / "bootstrap_sql"))),
         dbt_project_dir=Path(get("DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
     )
+
+
+if __name__ == "__main__":
+    Path(PROJECT_ROOT / ".env.example").write_text(render_env_example())

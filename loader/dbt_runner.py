@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -16,6 +17,10 @@ CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resou
 # (Unit tests are development checks; `make test` runs them.)
 CHECK_TEST_ARGS = ["test", "--exclude-resource-type", "unit_test"]
 CHECK_FRESHNESS_ARGS = ["source", "freshness"]
+# dbt commands that write to the analytics schema: two at once (a CronJob and a person) would trip over each
+# other's tables, so each takes this database advisory lock first and waits for the other, within a bound.
+WRITING_COMMANDS = {"build", "run", "snapshot", "seed", "test"}
+BUILD_LOCK_KEY = 7_361_003
 
 
 @contextmanager
@@ -48,8 +53,32 @@ def run_dbt(settings: Settings, args: list[str]) -> bool:
                 full_args += [flag, value]
     # Colour codes only on a terminal: CronJob logs and pipes get plain text (DBT_USE_COLORS still wins).
     colours = {} if "DBT_USE_COLORS" in os.environ else {"DBT_USE_COLORS": str(sys.stdout.isatty()).lower()}
-    with _environment({**settings.dbt_environment(), **colours}):
+    exclusive = bool(args) and args[0] in WRITING_COMMANDS
+    with _build_lock(settings, exclusive), _environment({**settings.dbt_environment(), **colours}):
         result = dbtRunner().invoke(full_args)
     if result.exception is not None:
         raise LoaderError(f"dbt {' '.join(args[:1])} could not run: {' '.join(str(result.exception).split())[:300]}")
     return bool(result.success)
+
+
+@contextmanager
+def _build_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
+    """Holds BUILD_LOCK_KEY on a connection of its own while dbt runs; waits at most settings.build_lock_wait_seconds."""
+    if not exclusive:
+        yield
+        return
+    from loader.db import connect
+
+    with connect(settings.database, autocommit=True) as conn:
+        deadline = time.monotonic() + settings.build_lock_wait_seconds
+        while not conn.execute("select pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise LoaderError(
+                    f"another build or check has been running on {settings.database.describe()} for more than "
+                    f"{settings.build_lock_wait_seconds:.0f} s, so this one did not start; run it again when that one ends"
+                )
+            time.sleep(1.0)
+        try:
+            yield
+        finally:
+            conn.execute("select pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+import psycopg
+
 from loader.config import Settings
 from loader.db import connect
-from loader.errors import LoaderError
+from loader.errors import LoaderError, one_line_failure
 from loader.graph_source import DirectoryEntry
 from loader.raw_store import RunRecord, emails_to_look_up, record_failed_run, record_succeeded_run, write_directory_entries
 
@@ -56,10 +58,15 @@ def sync_users(
                     if entry.status == "error":
                         log.warning("directory look-up failed for one user (%s); it is asked again next run", entry.detail)
                 progress(sum(counts.values()), len(emails))
-        except LoaderError as error:
-            run.error = str(error)
+        except Exception as error:  # every sync that starts leaves a run record, whatever ended it
+            message = str(error) if isinstance(error, LoaderError) else one_line_failure("users sync", error)
+            run.error = message
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
             record_failed_run(conn, settings.raw_schema, _counted(run, counts))
-            raise
+            if isinstance(error, LoaderError):
+                raise
+            raise LoaderError(message) from error
         record_succeeded_run(conn, settings.raw_schema, _counted(run, counts))
     return SyncSummary(asked=len(emails), counts=dict(counts), requests=requests_made())
 

@@ -26,3 +26,15 @@ class KubernetesError(LoaderError):
 
 class GraphError(LoaderError):
     pass
+
+
+def one_line_failure(what: str, error: BaseException) -> str:
+    """An unexpected exception as one line: what was running, the exception's kind and first line (no traceback,
+    no secrets beyond what the exception says; the CLI's --debug shows the traceback)."""
+    import psycopg
+
+    if isinstance(error, psycopg.Error):
+        detail = getattr(error.diag, "message_primary", None) or str(error)
+        return f"{what} failed in the database ({' '.join(detail.split())[:300]}); check the database and run again"
+    detail = " ".join(str(error).split())[:300]
+    return f"{what} failed unexpectedly ({type(error).__name__}: {detail}); run again with --debug for the traceback"

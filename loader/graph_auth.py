@@ -28,10 +28,17 @@ def _token_from(result: dict | None, how: str) -> str:
 
 
 def acquire_token(graph: GraphSettings, *, device_code: bool, show: Callable[[str], None]) -> str:
+    import requests
+
     try:
         return _acquire(graph, device_code=device_code, show=show)
     except ValueError as error:  # msal's word for an authority it cannot use
         raise GraphError(f"Microsoft sign-in could not start ({' '.join(str(error).split())[:200]}); check AZURE_TENANT_ID") from None
+    except requests.RequestException as error:
+        raise GraphError(
+            f"cannot reach Microsoft sign-in at {graph.authority_host} ({type(error).__name__}); "
+            "check the network, a proxy, or AZURE_AUTHORITY_HOST"
+        ) from None
 
 
 def _acquire(graph: GraphSettings, *, device_code: bool, show: Callable[[str], None]) -> str:

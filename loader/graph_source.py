@@ -40,10 +40,28 @@ class DirectoryEntry:
     detail: str | None = None
 
 
-def entry_from_graph_user(email: str, user: dict[str, Any]) -> DirectoryEntry:
+# What raw.users can hold of a directory value (Graph's own limits are lower: displayName 256).
+MAX_DIRECTORY_TEXT = 1024
+
+
+def entry_from_graph_user(email: str, user: Any) -> DirectoryEntry:
+    """The directory row for a Graph user; ValueError when the object cannot be stored as it is."""
+    if not isinstance(user, dict):
+        raise ValueError(f"Graph user is not an object but {type(user).__name__}")
+
     def text(key: str) -> str | None:
         value = user.get(key)
-        return value if isinstance(value, str) and value != "" else None
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"Graph user's {key} is not text but {type(value).__name__}")
+        if "\x00" in value or len(value) > MAX_DIRECTORY_TEXT:
+            raise ValueError(f"Graph user's {key} holds a NUL or is over {MAX_DIRECTORY_TEXT} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"Graph user's {key} is not valid Unicode") from None
+        return value
 
     if not text("id"):
         raise ValueError("Graph user without an id")
@@ -99,7 +117,8 @@ class GraphClient:
             for index, (email, stage, tries) in enumerate(batch):
                 item = responses.get(str(index))
                 if item is None:
-                    raise GraphError(f"malformed Graph batch response: no answer for request {index}; nothing more was written")
+                    finished.append(DirectoryEntry(email, "error", detail="the batch response had no answer for it"))
+                    continue
                 status = item.get("status")
                 body = item.get("body") if isinstance(item.get("body"), dict) else {}
                 if status == 200:
@@ -123,17 +142,18 @@ class GraphClient:
                 self._wait(retry_after, "throttled or failing look-ups")
 
     def _found(self, email: str, stage: str, body: dict[str, Any]) -> DirectoryEntry:
+        """One user's answer; one that cannot be stored is that user's error, never the whole sync's."""
         if stage == BY_MAIL:
             matches = body.get("value")
             if not isinstance(matches, list):
-                raise GraphError("malformed Graph response: a mail look-up without a `value` list; nothing more was written")
+                return DirectoryEntry(email, "error", detail="malformed mail look-up: no `value` list")
             if not matches:
                 return DirectoryEntry(email, "not_found")
             body = matches[0]
         try:
             return entry_from_graph_user(email, body)
         except ValueError as error:
-            raise GraphError(f"malformed Graph response for a user: {error}; nothing more was written") from None
+            return DirectoryEntry(email, "error", detail=f"malformed Graph user: {error}")
 
     def _send(self, batch: list[tuple[str, str, int]]) -> dict[str, dict[str, Any]]:
         payload = {

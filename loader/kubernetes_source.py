@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,13 +28,16 @@ def api_client(request_timeout: float) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     except ConfigException:
         try:
-            config.load_kube_config(
-                    config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
-                )
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
         except (ConfigException, OSError) as error:
             raise KubernetesError(
                 f"no Kubernetes configuration found ({_one_line(error)}); "
                 "run inside the cluster with a service account or set KUBECONFIG"
+            ) from None
+        except Exception as error:  # a malformed kubeconfig: YAML errors, wrong types, bad base64, ...
+            raise KubernetesError(
+                f"the Kubernetes configuration could not be read ({type(error).__name__}: {_one_line(error)[:200]}); "
+                "check the file KUBECONFIG names"
             ) from None
     # Our own loop retries, with backoff and a bound; urllib3's silent retries would hide attempts.
     configuration.retries = False
@@ -62,11 +66,27 @@ def list_running_pods(
                 backoff_seconds=backoff_seconds,
                 sleep=sleep,
             )
-            pods.extend(api.sanitize_for_serialization(item) for item in page.items or [])
-            continue_token = page.metadata._continue if page.metadata else None
+            items, continue_token = _page_items(page, namespace)
+            pods.extend(items)
             if not continue_token:
                 break
     return pods
+
+
+def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None]:
+    """A page as the API sent it (raw JSON, not the client's models): one malformed pod must not fail the
+    list, it is checked and skipped with the others' rows kept (loader.pods)."""
+    where = f"namespace {namespace}" if namespace else "all namespaces"
+    try:
+        document = json.loads(page.data)
+    except (ValueError, RecursionError):
+        raise KubernetesError(f"the Kubernetes API sent a pod list for {where} that is not JSON; check the API server") from None
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise KubernetesError(f"the Kubernetes API sent a pod list for {where} without `items`; check the API server")
+    metadata = document.get("metadata")
+    continue_token = metadata.get("continue") if isinstance(metadata, dict) else None
+    return items, continue_token if isinstance(continue_token, str) and continue_token else None
 
 
 def _list_page(core: client.CoreV1Api, namespace: str | None, selector: str, continue_token: str | None, timeout: float):
@@ -75,6 +95,7 @@ def _list_page(core: client.CoreV1Api, namespace: str | None, selector: str, con
         "field_selector": RUNNING_ONLY,
         "limit": PAGE_SIZE,
         "_request_timeout": timeout,
+        "_preload_content": False,
     }
     if continue_token:
         kwargs["_continue"] = continue_token

@@ -1,21 +1,36 @@
 """Pure functions that turn a Kubernetes pod (as `kubectl get pods -o json` shows it) into an observation row.
 
-No network, no database: every rule about reading a pod lives here and is tested on plain dicts.
+No network, no database: every rule about reading a pod lives here and is tested on plain dicts. This is
+also the boundary check: a pod is JSON anyone may shape (a hub user chooses their server name), so every
+field is read with its expected type and every value is checked against what its column can hold. A pod
+that fails is a Skip naming the field, never an exception: it must not cost the other pods their rows.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Iterable, Mapping
+
+from kubernetes.utils import parse_quantity
 
 USERNAME_KEY = "hub.jupyter.org/username"
 SERVERNAME_ANNOTATION = "hub.jupyter.org/servername"
 NOTEBOOK_CONTAINER = "notebook"
 GPU_RESOURCE = re.compile(r"^(nvidia\.com/gpu|amd\.com/gpu|gpu\.intel\.com/.+)$")
 USER_SOURCE_KINDS = ("annotation", "label", "env")
+
+# What a column can hold, and what is sane: longer text would not fit a btree index row (identity,
+# pod name), counts and quantities beyond these are typing accidents, not hardware.
+MAX_TEXT = {"identity": 320, "name": 253, "namespace": 63, "uid": 128, "image": 1024, "server_name": 255, "person": 512}
+MAX_GPUS = 1024
+MAX_CPU_CORES = Decimal(100_000)
+MAX_BYTES = 2**63 - 1  # bigint
+MAX_AGE_SECONDS = 2**31 - 1  # integer
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+FUTURE_TOLERANCE = timedelta(days=1)
 
 Pod = Mapping[str, Any]
 
@@ -54,6 +69,49 @@ class Skip:
     detail: str
 
 
+class Malformed(ValueError):
+    """A pod field that is not what Kubernetes would send, or that its column cannot hold."""
+
+    def __init__(self, field_path: str, problem: str):
+        super().__init__(f"{field_path}: {problem}")
+        self.field_path = field_path
+
+
+def _mapping(value: Any, field_path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise Malformed(field_path, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _sequence(value: Any, field_path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Malformed(field_path, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def clean_text(value: Any, field_path: str, limit: str) -> str:
+    """Text a PostgreSQL text column and its indexes can hold: a str, no NUL, valid UTF-8, within its limit."""
+    if not isinstance(value, str):
+        raise Malformed(field_path, f"expected text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise Malformed(field_path, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Malformed(field_path, "is not valid Unicode (a lone surrogate)") from None
+    if len(value) > MAX_TEXT[limit]:
+        raise Malformed(field_path, f"is {len(value)} characters long (at most {MAX_TEXT[limit]})")
+    return value
+
+
+def _optional_text(value: Any, field_path: str, limit: str) -> str | None:
+    return None if value is None else clean_text(value, field_path, limit)
+
+
 @dataclass(frozen=True)
 class UserSource:
     kind: str
@@ -68,13 +126,19 @@ class UserSource:
             )
         return cls(kind, key)
 
-    def read(self, pod: Pod, container: Mapping[str, Any] | None) -> str | None:
+    def read(self, pod: Pod, container: Mapping[str, Any] | None, limit: str = "identity") -> str | None:
         if self.kind == "env":
-            return _env_value(container, self.key)
-        metadata = pod.get("metadata") or {}
-        values = metadata.get("annotations" if self.kind == "annotation" else "labels") or {}
-        value = values.get(self.key)
-        return value.strip() if isinstance(value, str) and value.strip() else None
+            value = _env_value(container, self.key)
+            where = f"env {self.key}"
+        else:
+            section = "annotations" if self.kind == "annotation" else "labels"
+            values = _mapping(_mapping(pod.get("metadata"), "metadata").get(section), f"metadata.{section}")
+            value = values.get(self.key)
+            where = f"metadata.{section}[{self.key}]"
+        if value is None:
+            return None
+        text = clean_text(value, where, limit).strip()
+        return text or None
 
 
 @dataclass(frozen=True)
@@ -102,76 +166,93 @@ def parse_image(image: str) -> ImageName:
     return ImageName(image=text, base=base, version=version)
 
 
-def parse_cpu(quantity: str | int | float | None) -> Decimal | None:
-    """Kubernetes CPU quantity (`500m`, `2`, `1.5`) in cores."""
+def _quantity(value: Any, field_path: str) -> Decimal:
+    """A Kubernetes quantity (`500m`, `100u`, `1k`, `16Gi`, `1e9`), finite and not negative."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Malformed(field_path, f"expected a quantity, got {type(value).__name__}")
+    try:
+        amount = parse_quantity(value)
+    except (ValueError, ArithmeticError):
+        raise Malformed(field_path, f"{str(value)[:40]!r} is not a Kubernetes quantity") from None
+    if not amount.is_finite() or amount < 0:
+        raise Malformed(field_path, f"{str(value)[:40]!r} is not a finite, non-negative quantity")
+    return amount
+
+
+def parse_cpu(quantity: Any, field_path: str = "cpu") -> Decimal | None:
+    """Kubernetes CPU quantity in cores."""
     if quantity is None:
         return None
-    text = str(quantity).strip()
-    try:
-        if text.endswith("m"):
-            return Decimal(text[:-1]) / 1000
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"cannot parse CPU quantity {quantity!r}") from None
+    cores = _quantity(quantity, field_path)
+    if cores > MAX_CPU_CORES:
+        raise Malformed(field_path, f"{cores} cores is beyond any node")
+    return cores
 
 
-_MEMORY_SUFFIXES = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}
-_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?(?:[eE][0-9]+)?)([KMGTPE]i|[kKMGTPE])?$")
-
-
-def parse_memory(quantity: str | int | float | None) -> int | None:
-    """Kubernetes memory quantity (`1Gi`, `512M`, `1e9`) in bytes."""
+def parse_memory(quantity: Any, field_path: str = "memory") -> int | None:
+    """Kubernetes memory quantity in bytes."""
     if quantity is None:
         return None
-    match = _MEMORY.match(str(quantity).strip())
-    if not match:
-        raise ValueError(f"cannot parse memory quantity {quantity!r}")
-    number, suffix = match.groups()
-    return int(Decimal(number) * _MEMORY_SUFFIXES.get(suffix or "", 1))
+    amount = int(_quantity(quantity, field_path))
+    if amount > MAX_BYTES:
+        raise Malformed(field_path, f"{quantity!r} is more bytes than a bigint holds")
+    return amount
 
 
-def parse_timestamp(text: str | None) -> datetime | None:
-    if not text:
+def parse_timestamp(value: Any, field_path: str) -> datetime | None:
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise Malformed(field_path, f"expected an RFC 3339 time, got {type(value).__name__}")
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"cannot parse timestamp {text!r}") from None
-    if value.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no UTC offset")
-    return value
+        raise Malformed(field_path, f"{value[:40]!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise Malformed(field_path, f"{value[:40]!r} has no UTC offset")
+    return moment
+
+
+def _containers(pod: Pod) -> list[Mapping[str, Any]]:
+    containers = _sequence(_mapping(pod.get("spec"), "spec").get("containers"), "spec.containers")
+    return [_mapping(container, f"spec.containers[{index}]") for index, container in enumerate(containers)]
 
 
 def notebook_container(pod: Pod) -> Mapping[str, Any] | None:
     """KubeSpawner names the user's container `notebook`; older or custom spawners: the first one."""
-    containers = (pod.get("spec") or {}).get("containers") or []
+    containers = _containers(pod)
     for container in containers:
         if container.get("name") == NOTEBOOK_CONTAINER:
             return container
     return containers[0] if containers else None
 
 
-def _env_value(container: Mapping[str, Any] | None, name: str) -> str | None:
-    for variable in (container or {}).get("env") or []:
-        if variable.get("name") == name and isinstance(variable.get("value"), str) and variable["value"].strip():
-            return variable["value"].strip()
+def _env_value(container: Mapping[str, Any] | None, name: str) -> Any:
+    for index, variable in enumerate(_sequence((container or {}).get("env"), "env")):
+        variable = _mapping(variable, f"env[{index}]")
+        if variable.get("name") == name:
+            value = variable.get("value")
+            return value if not isinstance(value, str) or value.strip() else None
     return None
 
 
 def gpu_count(container: Mapping[str, Any]) -> int | None:
     """GPUs the notebook container asks for; extended resources are set as limits (requests equal them)."""
-    resources = container.get("resources") or {}
-    total = None
+    resources = _mapping(container.get("resources"), "resources")
     for section in ("limits", "requests"):
-        amounts = resources.get(section) or {}
-        matching = [value for key, value in amounts.items() if GPU_RESOURCE.match(key)]
+        amounts = _mapping(resources.get(section), f"resources.{section}")
+        matching = [(key, value) for key, value in amounts.items() if isinstance(key, str) and GPU_RESOURCE.match(key)]
         if matching:
-            total = sum(int(str(value)) for value in matching)
-            break
-    return total if total is not None else (0 if resources else None)
+            total = Decimal(0)
+            for key, value in matching:
+                amount = _quantity(value, f"resources.{section}[{key}]")
+                if amount != amount.to_integral_value():
+                    raise Malformed(f"resources.{section}[{key}]", f"{value!r} is not a whole number of GPUs")
+                total += amount
+            if total > MAX_GPUS:
+                raise Malformed(f"resources.{section}", f"{total} GPUs is beyond any node")
+            return int(total)
+    return 0 if resources else None
 
 
 def resolve_identity(
@@ -182,7 +263,7 @@ def resolve_identity(
         if value:
             if "@" not in value and email_domain:
                 value = f"{value}@{email_domain.lstrip('@')}"
-            return value.lower()
+            return clean_text(value.lower(), "identity", "identity")
     return None
 
 
@@ -193,9 +274,11 @@ HUB_USERNAME_SOURCES = (
 )
 
 
-def first_value(pod: Pod, container: Mapping[str, Any] | None, sources: Iterable[UserSource]) -> str | None:
+def first_value(
+    pod: Pod, container: Mapping[str, Any] | None, sources: Iterable[UserSource], limit: str = "identity"
+) -> str | None:
     for source in sources:
-        value = source.read(pod, container)
+        value = source.read(pod, container, limit)
         if value:
             return value
     return None
@@ -206,17 +289,22 @@ def hub_username(pod: Pod, container: Mapping[str, Any] | None) -> str | None:
     return first_value(pod, container, HUB_USERNAME_SOURCES)
 
 
-def pod_label(pod: Pod) -> str:
-    metadata = pod.get("metadata") or {}
-    return f"{metadata.get('namespace') or '-'}/{metadata.get('name') or '?'}"
+def pod_label(pod: Any) -> str:
+    """namespace/name for messages, whatever the pod's shape (printable, short)."""
+    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    parts = [metadata.get("namespace"), metadata.get("name")]
+    shown = [part if isinstance(part, str) else None for part in parts]
+    return "/".join((part or "?").encode("ascii", "backslashreplace").decode()[:100] for part in shown)
 
 
-def is_running(pod: Pod) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running"
+def is_running(pod: Any) -> bool:
+    status = pod.get("status") if isinstance(pod, Mapping) else None
+    return isinstance(status, Mapping) and status.get("phase") == "Running"
 
 
 def observation_from_pod(
-    pod: Pod,
+    pod: Any,
     *,
     observed_at: datetime,
     user_sources: Iterable[UserSource],
@@ -226,61 +314,85 @@ def observation_from_pod(
 ) -> Observation | Skip:
     """The observation row for one running pod, or the reason it cannot be recorded."""
     label = pod_label(pod)
-    metadata = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
+    if not isinstance(pod, Mapping):
+        return Skip(label, "malformed", f"pod: expected an object, got {type(pod).__name__}")
+    try:
+        return _observation(pod, observed_at, list(user_sources), email_domain, cluster, list(name_sources), label)
+    except Malformed as problem:
+        return Skip(label, "malformed", str(problem))
+    except RecursionError:
+        return Skip(label, "malformed", "pod: nested too deeply")
+
+
+def _observation(
+    pod: Pod,
+    observed_at: datetime,
+    user_sources: list[UserSource],
+    email_domain: str | None,
+    cluster: str | None,
+    name_sources: list[UserSource],
+    label: str,
+) -> Observation | Skip:
+    metadata = _mapping(pod.get("metadata"), "metadata")
+    spec = _mapping(pod.get("spec"), "spec")
+    status = _mapping(pod.get("status"), "status")
     pod_name = metadata.get("name")
-    if not isinstance(pod_name, str) or not pod_name:
-        return Skip(label, "malformed", "pod has no metadata.name")
+    if pod_name is None or pod_name == "":
+        return Skip(label, "malformed", "metadata.name: missing")
+    pod_name = clean_text(pod_name, "metadata.name", "name")
     container = notebook_container(pod)
     if container is None:
-        return Skip(label, "malformed", "pod has no containers")
+        return Skip(label, "malformed", "spec.containers: the pod has no containers")
     user_email = resolve_identity(pod, container, user_sources, email_domain)
     if not user_email:
         return Skip(label, "no_identity", "no user found in any configured source")
     node_name = spec.get("nodeName")
-    if not isinstance(node_name, str) or not node_name:
+    if node_name is None or node_name == "":
         return Skip(label, "no_node", "pod is not scheduled on a node")
+    node_name = clean_text(node_name, "spec.nodeName", "name")
+    image_text = clean_text(container.get("image") or "", "image", "image")
     try:
-        image = parse_image(str(container.get("image") or ""))
-        created_at = parse_timestamp(metadata.get("creationTimestamp"))
-        if created_at is None:
-            raise ValueError("pod has no creationTimestamp")
-        started_at = parse_timestamp(status.get("startTime"))
-        requests = (container.get("resources") or {}).get("requests") or {}
-        cpu = parse_cpu(requests.get("cpu"))
-        memory = parse_memory(requests.get("memory"))
-        gpus = gpu_count(container)
-    except (ValueError, TypeError, AttributeError) as error:
-        return Skip(label, "malformed", str(error))
-    annotations = metadata.get("annotations") or {}
+        image = parse_image(image_text)
+    except ValueError as error:
+        raise Malformed("image", str(error)) from None
+    created_at = parse_timestamp(metadata.get("creationTimestamp"), "metadata.creationTimestamp")
+    if created_at is None:
+        return Skip(label, "malformed", "metadata.creationTimestamp: missing")
+    started_at = parse_timestamp(status.get("startTime"), "status.startTime")
+    for moment, where in ((created_at, "metadata.creationTimestamp"), (started_at, "status.startTime")):
+        if moment is not None and not EARLIEST_TIME <= moment <= observed_at + FUTURE_TOLERANCE:
+            raise Malformed(where, f"{moment.isoformat()} is outside {EARLIEST_TIME.year} to the collection time")
+    requests = _mapping(_mapping(container.get("resources"), "resources").get("requests"), "resources.requests")
     username = hub_username(pod, container) or user_email
+    annotations = _mapping(metadata.get("annotations"), "metadata.annotations")
     return Observation(
         timestamp=observed_at,
         user_email=user_email,
         # The person's name (spec 3.1): the first configured name source, else the hub username.
-        user_name=first_value(pod, container, name_sources) or username,
+        user_name=first_value(pod, container, name_sources, "person") or username,
         node_name=node_name,
         container_image=image.image,
         container_base=image.base,
         container_version=image.version,
-        age_seconds=max(0, int((observed_at - created_at).total_seconds())),
+        age_seconds=min(MAX_AGE_SECONDS, max(0, int((observed_at - created_at).total_seconds()))),
         pod_name=pod_name,
         cluster=cluster,
-        namespace=metadata.get("namespace"),
-        pod_uid=metadata.get("uid"),
-        server_name=annotations.get(SERVERNAME_ANNOTATION) or "",
-        gpu_count=gpus,
-        cpu_request=cpu,
-        memory_request_bytes=memory,
+        namespace=_optional_text(metadata.get("namespace"), "metadata.namespace", "namespace"),
+        pod_uid=_optional_text(metadata.get("uid"), "metadata.uid", "uid"),
+        server_name=_optional_text(annotations.get(SERVERNAME_ANNOTATION), "metadata.annotations[servername]", "server_name") or "",
+        gpu_count=gpu_count(container),
+        cpu_request=parse_cpu(requests.get("cpu"), "resources.requests.cpu"),
+        memory_request_bytes=parse_memory(requests.get("memory"), "resources.requests.memory"),
         pod_started_at=started_at,
         hub_username=username,
     )
 
 
-def matches_selector(pod: Pod, selector: str) -> bool:
+def matches_selector(pod: Any, selector: str) -> bool:
     """Equality-based label selector (`a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated), as kubectl applies it."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    labels = labels if isinstance(labels, Mapping) else {}
     for requirement in filter(None, (part.strip() for part in selector.split(","))):
         if "!=" in requirement:
             key, value = (item.strip() for item in requirement.split("!=", 1))

@@ -12,6 +12,11 @@ from stand_ins.http import LocalHttpStub, send_json
 from loader.pods import is_running, matches_selector
 
 
+def _namespace(pod: object) -> object:
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    return metadata.get("namespace") if isinstance(metadata, dict) else None
+
+
 class KubeApiStub(LocalHttpStub):
     def __init__(self, pods: list[dict]):
         self.pods = pods
@@ -44,7 +49,7 @@ class KubeApiStub(LocalHttpStub):
                 items = [
                     pod
                     for pod in stub.pods
-                    if (namespace is None or pod["metadata"].get("namespace") == namespace)
+                    if (namespace is None or _namespace(pod) == namespace)
                     and matches_selector(pod, selector)
                     and (field != "status.phase=Running" or is_running(pod))
                 ]
@@ -52,7 +57,8 @@ class KubeApiStub(LocalHttpStub):
                 offset = int(query.get("continue", ["0"])[0] or 0)
                 page = items[offset : offset + limit] if limit else items
                 more = limit and offset + limit < len(items)
-                send_json(self, 
+                send_json(
+                    self,
                     200,
                     {
                         "kind": "PodList",

@@ -109,15 +109,24 @@ def test_forbidden_api_records_a_failed_run_and_no_rows(migrated, database, conn
 
 
 def test_database_failure_mid_write_leaves_no_rows_and_a_failed_run(migrated, conn, tmp_path):
-    # A pod whose row violates a constraint the database enforces (age beyond integer range) fails the write
-    # after COPY has already sent the good rows: none of them may stay.
-    ancient = pod(metadata__name="jupyter-ancient", metadata__creationTimestamp="0001-01-01T00:00:00Z")
-    path = write_pods(tmp_path, KUBESPAWNER_7_POD, ancient)
+    # A row the database refuses (here a constraint an admin added) fails the write after COPY has already
+    # sent the good rows: none of them may stay.
+    conn.execute("alter table raw.container_observations add constraint no_retired_nodes check (node_name <> 'retired-1')")
+    conn.commit()
+    retired = pod(metadata__name="jupyter-retired", spec__nodeName="retired-1")
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, retired)
     with pytest.raises(LoaderError, match="nothing was written"):
         collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
     assert count(conn) == 0
     status, error, rows = conn.execute("select status, error, rows_recorded from raw.collector_runs").fetchone()
-    assert (status, rows) == ("failed", 0) and "integer" in error
+    assert (status, rows) == ("failed", 0) and "no_retired_nodes" in error
+
+
+def test_a_pod_created_in_year_one_is_skipped_and_the_others_stored(migrated, conn, tmp_path):
+    ancient = pod(metadata__name="jupyter-ancient", metadata__creationTimestamp="0001-01-01T00:00:00Z")
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD, ancient)
+    result = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
+    assert (result.rows_recorded, result.skip_reasons) == (1, {"malformed": 1})
 
 
 def test_unreachable_database_is_one_line_and_non_zero(tmp_path, monkeypatch):
@@ -235,3 +244,67 @@ def test_unexpected_database_errors_are_one_line(migrated, database, monkeypatch
     assert result.output.strip() == (
         "Error: the database refused the command (permission denied for schema analytics); "
         "check the database and run again")
+
+
+def malformed_pods():
+    """Pods the API server could serve that no KubeSpawner makes: each must cost only itself."""
+    no_containers = pod(metadata__name="jupyter-no-containers")
+    no_containers["spec"]["containers"] = []
+    nameless_container = pod(metadata__name="jupyter-nameless")
+    del nameless_container["spec"]["containers"][0]["name"]
+    nameless_container["spec"]["containers"][0]["image"] = 42
+    bad_time = pod(metadata__name="jupyter-bad-time", metadata__creationTimestamp="yesterday")
+    nul_server = pod(metadata__name="jupyter-nul", metadata__annotations={
+        "hub.jupyter.org/username": "nul@example.edu", "hub.jupyter.org/servername": "a\u0000b"})
+    return [no_containers, nameless_container, bad_time, nul_server]
+
+
+def test_api_path_stores_good_pods_beside_malformed_ones_over_two_pages(migrated, database, conn, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr("loader.kubernetes_source.PAGE_SIZE", 3)
+    good = [KUBESPAWNER_7_POD, pod(KUBESPAWNER_6_POD)]
+    with KubeApiStub([good[0], *malformed_pods(), good[1]]) as stub:
+        monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
+        result = run_cli(database, monkeypatch, "collect", "--email-domain", "example.edu")
+    assert result.exit_code == 0, result.output
+    assert len(stub.requests) == 2  # two pages
+    assert sorted(row[0] for row in conn.execute("select pod_name from raw.container_observations")) == sorted(
+        p["metadata"]["name"] for p in good)
+    assert conn.execute("select status, pods_listed, rows_recorded, skip_reasons from raw.collector_runs").fetchall() == [
+        ("succeeded", 6, 2, {"malformed": 4})]
+
+
+def test_unreadable_pod_list_leaves_a_failed_run_record_and_one_line(migrated, database, conn, tmp_path, monkeypatch):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(deep))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert conn.execute("select status, error is not null from raw.collector_runs").fetchall() == [("failed", True)]
+
+
+@pytest.mark.parametrize(("at", "accepted"), [("1999-12-31T23:59:00+00:00", False), ("2100-01-01", False),
+                                              ("0001-01-01", False), ("2026-11-02T10:00:00+00:00", True)])
+def test_at_outside_a_sane_window_is_refused_in_one_line(migrated, database, tmp_path, monkeypatch, at, accepted):
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", at)
+    assert (result.exit_code == 0) == accepted, result.output
+    if not accepted:
+        assert "--at" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_unexpected_failure_is_one_line_with_a_run_record_and_debug_shows_the_traceback(
+        migrated, database, conn, tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise ZeroDivisionError("a bug in a new code path")
+
+    monkeypatch.setattr("loader.collect.build_rows", explode)
+    path = write_pods(tmp_path, KUBESPAWNER_7_POD)
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "ZeroDivisionError" in result.output
+    assert conn.execute("select status, error from raw.collector_runs").fetchall() == [
+        ("failed", "collection failed unexpectedly (ZeroDivisionError: a bug in a new code path); "
+                   "run again with --debug for the traceback")]
+    debug = run_cli(database, monkeypatch, "--debug", "collect", "--from-file", str(path))
+    assert debug.exit_code == 1 and isinstance(debug.exception, LoaderError)

@@ -226,3 +226,18 @@ def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
         assert "ERROR=0" in plain("build")
         plain("test")
         assert conn.execute("select count(*) from analytics.user_sessions where user_email = 'erin@x.edu'").fetchone()[0] == 1
+
+
+def test_data_tests_fail_on_negative_or_non_finite_resources(database):
+    """What a psql backfill could write that the loader never does: `check` must say so."""
+    settings = settings_for(database)
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, known_observations()[:3])
+        dbt(settings, *CYCLE_BUILD_ARGS)
+        assert run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])
+        conn.execute(
+            "insert into raw.container_observations (\"timestamp\", user_email, node_name, container_image,"
+            " container_base, pod_name, gpu_count, cpu_request) values"
+            " (now(), 'x@x.edu', 'n', 'i', 'i', 'p', -4, 'NaN')")
+        assert not run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])

@@ -194,3 +194,35 @@ def test_missing_credentials_are_a_clear_error(migrated, monkeypatch):
     assert result.exit_code == 1 and "ACCESS_TOKEN" in result.output
     device = CliRunner().invoke(app, ["users", "sync", "--device-code"])
     assert device.exit_code == 1 and "AZURE_CLIENT_ID" in device.output
+
+
+def test_one_unstorable_user_is_an_error_and_the_batch_and_later_syncs_go_on(migrated, db):
+    emails = [f"u{n:02d}@x.edu" for n in range(25)]
+    observed(db, migrated, emails)
+    users = [graph_user(email, f"U {n}", "Physics", "STUDENT") for n, email in enumerate(emails)]
+    users[3]["displayName"] = "Mallory\u0000Tables"
+    del users[7]["id"]
+    with GraphApiStub(users) as stub:
+        first = run_sync(migrated, stub)
+        assert first.counts == {"found": 23, "error": 2}
+        # The next default sync asks only the two again, and gets past them as well.
+        second = run_sync(migrated, stub)
+    assert second.asked == 2 and second.counts == {"error": 2}
+    rows = dict(db.execute("select email, directory_status from raw.users").fetchall())
+    assert rows["u03@x.edu"] == rows["u07@x.edu"] == "error" and sum(v == "found" for v in rows.values()) == 23
+    runs = db.execute("select status, skip_reasons from raw.collector_runs where kind = 'users_sync' order by id").fetchall()
+    assert runs == [("succeeded", {"error": 2}), ("succeeded", {"error": 2})]
+
+
+def test_unreachable_sign_in_is_one_line(migrated, monkeypatch):
+    for key, value in migrated.database.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "client-secret-value")
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "https://127.0.0.1:1")
+    result = CliRunner().invoke(app, ["users", "sync"])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "sign-in" in result.output
+    assert "client-secret-value" not in result.output
