@@ -26,8 +26,12 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# SQL and Python guard rails, the same as the pre-commit hooks (.pre-commit-config.yaml).
 lint: venv
 	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 migrate: venv
 	$(CLI) db migrate

@@ -19,13 +19,14 @@ always its own database `jupyterhub_metrics_bench` (created afresh; no other dat
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import statistics
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -33,7 +34,7 @@ from psycopg import sql
 
 from loader.collect import build_rows, pods_from_document
 from loader.config import PROJECT_ROOT, load_settings
-from loader.db import connect
+from loader.db import connect, scalar
 from loader.dbt_runner import CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, run_dbt
 from loader.demo import LOCAL_SERVER_FOLDER
 from loader.graph_source import DirectoryEntry, GraphClient
@@ -122,7 +123,8 @@ def grow_history(conn: psycopg.Connection, *, users: int, start: datetime, first
             {"first": first_tick, "last": last_tick, "start": start},
         ).rowcount
         conn.execute(
-            "select setval(pg_get_serial_sequence('raw.collector_runs', 'id'), greatest(%s, max(id))) from raw.collector_runs",
+            "select setval(pg_get_serial_sequence('raw.collector_runs', 'id'), greatest(%s, max(id)))"
+            " from raw.collector_runs",
             (last_tick,),
         )
     conn.execute("analyze raw.container_observations")
@@ -138,8 +140,12 @@ def open_pods(label: str, scenario: str, pods: int) -> list[tuple[str, str, str,
     """(user_email, pod_name, node_name, pod_uid) of the pods running in a scenario at a size."""
     tag = f"{label}-{SCENARIOS[scenario]}"
     return [
-        (f"open{n}@bench.example.edu", f"jupyter-open{n}--{tag}",
-         f"gpu-a100-{1 + n % 11}" if n % 4 == 0 else f"cpu-standard-{1 + n % 29}", f"uid-{tag}-{n}")
+        (
+            f"open{n}@bench.example.edu",
+            f"jupyter-open{n}--{tag}",
+            f"gpu-a100-{1 + n % 11}" if n % 4 == 0 else f"cpu-standard-{1 + n % 29}",
+            f"uid-{tag}-{n}",
+        )
         for n in range(pods)
     ]
 
@@ -150,7 +156,7 @@ def add_open_sessions(conn: psycopg.Connection, *, label: str, pods: int, start:
     with conn.transaction():
         for scenario, ticks in SCENARIOS.items():
             with conn.cursor().copy(
-                "copy raw.container_observations (\"timestamp\", user_email, user_name, node_name, container_image,"
+                'copy raw.container_observations ("timestamp", user_email, user_name, node_name, container_image,'
                 " container_base, container_version, age_seconds, pod_name, cluster, namespace, pod_uid, server_name,"
                 " gpu_count, cpu_request, memory_request_bytes, pod_started_at, collector_run_id) from stdin"
             ) as copy:
@@ -158,10 +164,28 @@ def add_open_sessions(conn: psycopg.Connection, *, label: str, pods: int, start:
                     began = start + (last_tick - ticks) * STEP
                     for tick in range(last_tick - ticks, last_tick):
                         at = start + tick * STEP
-                        copy.write_row((at, email, email.split("@")[0], node, "quay.io/jupyter/scipy-notebook:2026-01",
-                                        "scipy-notebook", "2026-01", int((at - began).total_seconds()) + 40, pod_name,
-                                        "bench", "jhub", uid, "", 1 if node.startswith("gpu") else 0, 0.5, 2147483648,
-                                        began, tick + 1))
+                        copy.write_row(
+                            (
+                                at,
+                                email,
+                                email.split("@")[0],
+                                node,
+                                "quay.io/jupyter/scipy-notebook:2026-01",
+                                "scipy-notebook",
+                                "2026-01",
+                                int((at - began).total_seconds()) + 40,
+                                pod_name,
+                                "bench",
+                                "jhub",
+                                uid,
+                                "",
+                                1 if node.startswith("gpu") else 0,
+                                0.5,
+                                2147483648,
+                                began,
+                                tick + 1,
+                            )
+                        )
                         inserted += 1
     conn.execute("analyze raw.container_observations")
     return inserted
@@ -172,8 +196,17 @@ def scenario_collection(label: str, scenario: str, pods: int, at: datetime) -> l
     documents = []
     for email, pod_name, node, uid in open_pods(label, scenario, pods):
         user = SyntheticUser(email, "Bench", "User", 5, 2, 0, (0,), False, "ks7")
-        pod = SyntheticPod(user, pod_name, "", uid, node, "quay.io/jupyter/scipy-notebook:2026-01",
-                           1 if node.startswith("gpu") else 0, at - timedelta(days=4), at + STEP)
+        pod = SyntheticPod(
+            user,
+            pod_name,
+            "",
+            uid,
+            node,
+            "quay.io/jupyter/scipy-notebook:2026-01",
+            1 if node.startswith("gpu") else 0,
+            at - timedelta(days=4),
+            at + STEP,
+        )
         documents.append(pod_document(pod))
     return documents
 
@@ -182,14 +215,16 @@ def raw_read_plan(conn: psycopg.Connection, settings) -> list[str]:
     """How user_sessions' incremental query reads the raw observations: each scan of a raw table, with
     its index and conditions (EXPLAIN of the SQL dbt compiled for the last run)."""
     compiled = settings.dbt_project_dir / "target" / "compiled" / "jupyterhub_metrics" / "models" / "marts"
-    plan = conn.execute("explain (format json) " + (compiled / "user_sessions.sql").read_text()).fetchone()[0]
+    plan = scalar(conn.execute("explain (format json) " + (compiled / "user_sessions.sql").read_text()))
     scans = []
 
     def walk(node: dict) -> None:
         if node.get("Relation Name", "").startswith("container_observations"):
             conditions = " ".join(filter(None, (node.get("Index Cond"), node.get("Filter"), node.get("Recheck Cond"))))
-            scans.append(f"{node['Node Type']} on {node['Relation Name']}"
-                         f"{' using ' + node['Index Name'] if node.get('Index Name') else ''}: {conditions}")
+            scans.append(
+                f"{node['Node Type']} on {node['Relation Name']}"
+                f"{' using ' + node['Index Name'] if node.get('Index Name') else ''}: {conditions}"
+            )
         for child in node.get("Plans", []):
             walk(child)
 
@@ -205,7 +240,9 @@ def timed(action) -> float:
 
 def model_seconds(settings, model: str) -> float:
     results = json.loads((settings.dbt_project_dir / "target" / "run_results.json").read_text())
-    return next(r["execution_time"] for r in results["results"] if r["unique_id"] == f"model.jupyterhub_metrics.{model}")
+    return next(
+        r["execution_time"] for r in results["results"] if r["unique_id"] == f"model.jupyterhub_metrics.{model}"
+    )
 
 
 def dbt_or_fail(settings, args: list[str]) -> None:
@@ -218,35 +255,56 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
     log.info("%s: %d observations; full rebuild of the marts", label, observations)
     full_rebuild = timed(lambda: dbt_or_fail(settings, [*CYCLE_BUILD_ARGS, "--full-refresh"]))
     conn.execute("refresh materialized view predecessor.user_sessions")
-    refreshes = [timed(lambda: conn.execute("refresh materialized view concurrently predecessor.user_sessions"))
-                 for _ in range(repetitions)]
+    refreshes = [
+        timed(lambda: conn.execute("refresh materialized view concurrently predecessor.user_sessions"))
+        for _ in range(repetitions)
+    ]
     scenarios = {}
     for scenario in SCENARIOS:
         figures: dict[str, list[float]] = {"collect_db": [], "cycle_build": [], "user_sessions_sql": []}
-        for repetition in range(repetitions):
+        for _ in range(repetitions):
             at += STEP
             documents = scenario_collection(label, scenario, pods, at)
-            rows, _ = build_rows(pods_from_document({"items": documents}, settings.collect.selector), settings.collect, at)
-            run = RunRecord(kind="collect", started_at=datetime.now(timezone.utc), cluster="bench", observed_at=at,
-                            pods_listed=len(documents))
-            figures["collect_db"].append(timed(lambda: record_collection(conn, settings.raw_schema, run, rows)))
+            rows, _ = build_rows(
+                pods_from_document({"items": documents}, settings.collect.selector), settings.collect, at
+            )
+            run = RunRecord(
+                kind="collect",
+                started_at=datetime.now(UTC),
+                cluster="bench",
+                observed_at=at,
+                pods_listed=len(documents),
+            )
+            figures["collect_db"].append(
+                timed(functools.partial(record_collection, conn, settings.raw_schema, run, rows))
+            )
             figures["cycle_build"].append(timed(lambda: dbt_or_fail(settings, CYCLE_BUILD_ARGS)))
             figures["user_sessions_sql"].append(model_seconds(settings, "user_sessions"))
             log.info("%s, %s open: %s", label, scenario, {k: round(v[-1], 3) for k, v in figures.items()})
         extended = conn.execute(
             "select count(*) from analytics.user_sessions where pod_name like %s and session_end = %s"
-            " and session_start <= %s", (f"%--{label}-{SCENARIOS[scenario]}", at, at - SCENARIOS[scenario] * STEP),
+            " and session_start <= %s",
+            (f"%--{label}-{SCENARIOS[scenario]}", at, at - SCENARIOS[scenario] * STEP),
         ).fetchone()[0]
         if extended != pods:
-            raise SystemExit(f"{label}, {scenario}: {extended} of {pods} open sessions were continued; the bench is wrong")
+            raise SystemExit(
+                f"{label}, {scenario}: {extended} of {pods} open sessions were continued; the bench is wrong"
+            )
         scenarios[scenario] = {key: statistics.median(values) for key, values in figures.items()} | {"samples": figures}
     plan = raw_read_plan(conn, settings)
     # The data tests read whole tables: they run on their own schedule (`jupyterhub-metrics check`), timed once.
     check = timed(lambda: dbt_or_fail(settings, CHECK_TEST_ARGS))
     sessions = conn.execute("select count(*) from analytics.user_sessions").fetchone()[0]
-    return {"label": label, "observations": observations, "sessions": sessions, "full_rebuild": full_rebuild,
-            "check_tests": check, "predecessor_refresh": statistics.median(refreshes), "scenarios": scenarios,
-            "raw_read_plan": plan}, at
+    return {
+        "label": label,
+        "observations": observations,
+        "sessions": sessions,
+        "full_rebuild": full_rebuild,
+        "check_tests": check,
+        "predecessor_refresh": statistics.median(refreshes),
+        "scenarios": scenarios,
+        "raw_read_plan": plan,
+    }, at
 
 
 def graph_requests_for(users: int) -> dict:
@@ -254,13 +312,18 @@ def graph_requests_for(users: int) -> dict:
     emails = [f"user{n}@bench.example.edu" for n in range(users)]
     directory = [
         graph_user(email, f"User {n}", "Physics", "STUDENT", upn=f"u{n}@ad.example.edu" if n % 20 == 0 else None)
-        for n, email in enumerate(emails) if n % 50 != 1
+        for n, email in enumerate(emails)
+        if n % 50 != 1
     ]
     with GraphApiStub(directory) as stub:
         client = GraphClient(stub.url, "bench-token")
         entries = [entry for batch in client.lookup(emails) for entry in batch]
-    return {"users": users, "requests": client.requests_made,
-            "found": sum(e.status == "found" for e in entries), "not_found": sum(e.status == "not_found" for e in entries)}
+    return {
+        "users": users,
+        "requests": client.requests_made,
+        "found": sum(e.status == "found" for e in entries),
+        "not_found": sum(e.status == "not_found" for e in entries),
+    }
 
 
 def main() -> None:
@@ -277,28 +340,48 @@ def main() -> None:
     settings = bench_settings()
     settings = replace(settings, collect=replace(settings.collect, cluster="bench"))
     users = max(10, round(args.observations / OBSERVATIONS_PER_USER))
-    start = (datetime.now(timezone.utc) - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (datetime.now(UTC) - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     # Each size ends at noon, when the hub is busy: measured collections mostly extend open sessions.
     first_day = max(1, min(DAYS - 1, round(DAYS * args.first / args.observations)))
     noon = 144
     results = []
     with connect(settings.database, autocommit=True) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-        write_directory_entries(conn, settings.raw_schema, [
-            DirectoryEntry(f"user{n}@bench.example.edu", "found", f"g{n}", f"User {n}",
-                           ["Physics", "Chemistry", "Fellowships"][n % 3],
-                           "GRAD RESEARCH ASST, Mathematics" if n % 3 == 2 else "STUDENT")
-            for n in range(1, users + 1)
-        ])
+        write_directory_entries(
+            conn,
+            settings.raw_schema,
+            [
+                DirectoryEntry(
+                    f"user{n}@bench.example.edu",
+                    "found",
+                    f"g{n}",
+                    f"User {n}",
+                    ["Physics", "Chemistry", "Fellowships"][n % 3],
+                    "GRAD RESEARCH ASST, Mathematics" if n % 3 == 2 else "STUDENT",
+                )
+                for n in range(1, users + 1)
+            ],
+        )
         conn.execute("create schema predecessor")
         with conn.transaction():
             conn.execute("set local search_path to predecessor, raw")
             conn.execute((PROJECT_ROOT / "compat" / "predecessor_views.sql").read_bytes())
         at = start
-        sizes = (("first", 0, (first_day - 1) * 288 + noon), ("second", (first_day - 1) * 288 + noon, (DAYS - 1) * 288 + noon))
+        sizes = (
+            ("first", 0, (first_day - 1) * 288 + noon),
+            ("second", (first_day - 1) * 288 + noon, (DAYS - 1) * 288 + noon),
+        )
         for label, first_tick, last_tick in sizes:
-            seconds = timed(lambda: grow_history(conn, users=users, start=start, first_tick=first_tick, last_tick=last_tick))
-            seconds += timed(lambda: add_open_sessions(conn, label=label, pods=args.pods, start=start, last_tick=last_tick))
+            seconds = timed(
+                functools.partial(
+                    grow_history, conn, users=users, start=start, first_tick=first_tick, last_tick=last_tick
+                )
+            )
+            seconds += timed(
+                functools.partial(
+                    add_open_sessions, conn, label=label, pods=args.pods, start=start, last_tick=last_tick
+                )
+            )
             log.info("generated collections %d to %d in %.0f s", first_tick, last_tick, seconds)
             at = start + (last_tick - 1) * STEP
             figures, at = measure(settings, conn, label=label, pods=args.pods, repetitions=args.repetitions, at=at)
@@ -306,10 +389,12 @@ def main() -> None:
     graph = graph_requests_for(1000)
 
     small, large = results
-    eight_hours, one_hour, three_days = (large["scenarios"][name]["user_sessions_sql"] for name in ("8 hours", "1 hour", "3 days"))
+    eight_hours, one_hour, three_days = (
+        large["scenarios"][name]["user_sessions_sql"] for name in ("8 hours", "1 hour", "3 days")
+    )
     cycle_growth = large["scenarios"]["8 hours"]["cycle_build"] / small["scenarios"]["8 hours"]["cycle_build"]
     report = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pods_per_collection": args.pods,
         "repetitions": args.repetitions,
         "sizes": results,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
@@ -20,8 +21,13 @@ EXPOSURES = DBT_MODELS / "marts" / "_grafana__exposures.yml"
 RAW_SCHEMA = "raw"
 # A relation after FROM or JOIN, schema-qualified or not; `is distinct from` and `extract(epoch from` name none.
 RELATION = re.compile(r"(?<!distinct )(?<!epoch )\b(?:from|join)\s+(?:([a-z_]+)\.)?([a-z_][a-z0-9_]*)", re.I)
-RAW_SOURCE_TABLES = ("container_observations", "container_observations_overflow", "collector_runs", "users",
-                     "hourly_pod_usage")
+RAW_SOURCE_TABLES = (
+    "container_observations",
+    "container_observations_overflow",
+    "collector_runs",
+    "users",
+    "hourly_pod_usage",
+)
 SNAPSHOTS = ("users_history",)
 DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "jupyterhub-metrics"}
 USER = "${user:sqlstring}"
@@ -39,16 +45,27 @@ def in_scope(alias: str = "") -> str:
 
 def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
     return {
-        "name": name, "label": label, "type": "query", "datasource": DATASOURCE,
-        "query": query, "definition": query, "refresh": 1, "sort": 1,
-        "includeAll": multi, "multi": multi, **({"current": {"text": "All", "value": "$__all"}} if multi else {}),
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": 1,
+        "sort": 1,
+        "includeAll": multi,
+        "multi": multi,
+        **({"current": {"text": "All", "value": "$__all"}} if multi else {}),
     }
 
 
 SCOPE_VARIABLES = [
-    query_variable("cluster", "Cluster", f"select distinct coalesce(cluster, '{UNSET}') from nodes order by 1", multi=True),
     query_variable(
-        "namespace", "Namespace",
+        "cluster", "Cluster", f"select distinct coalesce(cluster, '{UNSET}') from nodes order by 1", multi=True
+    ),
+    query_variable(
+        "namespace",
+        "Namespace",
         f"select distinct coalesce(namespace, '{UNSET}') from user_sessions"
         f" where coalesce(cluster, '{UNSET}') in (${{cluster:sqlstring}}) order by 1",
         multi=True,
@@ -56,8 +73,17 @@ SCOPE_VARIABLES = [
 ]
 
 
-def panel(title: str, sql: str, *, kind: str = "timeseries", fmt: str = "time_series", width: int = 12,
-          height: int = 8, unit: str | None = None, description: str = "") -> dict:
+def panel(
+    title: str,
+    sql: str,
+    *,
+    kind: str = "timeseries",
+    fmt: str = "time_series",
+    width: int = 12,
+    height: int = 8,
+    unit: str | None = None,
+    description: str = "",
+) -> dict:
     return {
         "title": title,
         "description": description,
@@ -66,10 +92,16 @@ def panel(title: str, sql: str, *, kind: str = "timeseries", fmt: str = "time_se
         "gridPos": {"w": width, "h": height},
         "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
         "options": {"reduceOptions": {"calcs": ["lastNotNull"]}} if kind == "stat" else {},
-        "targets": [{
-            "refId": "A", "datasource": DATASOURCE, "editorMode": "code", "rawQuery": True,
-            "format": fmt, "rawSql": " ".join(sql.split()),
-        }],
+        "targets": [
+            {
+                "refId": "A",
+                "datasource": DATASOURCE,
+                "editorMode": "code",
+                "rawQuery": True,
+                "format": fmt,
+                "rawSql": " ".join(sql.split()),
+            }
+        ],
     }
 
 
@@ -81,7 +113,7 @@ def table(title: str, sql: str, **options) -> dict:
     return panel(title, sql, kind="table", fmt="table", **options)
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict] = ()) -> dict:
+def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: Sequence[dict] = ()) -> dict:
     variables = [*SCOPE_VARIABLES, *variables]
     x = y = row_height = 0
     for number, item in enumerate(panels, start=1):
@@ -116,99 +148,230 @@ def all_dashboards() -> dict[str, dict]:
         "user", "User", "select email from users where first_seen is not null order by email", multi=False
     )
     return {
-        "overview": dashboard("jhm-overview", "JupyterHub: overview", "Who is on the hub now and how use changes.", [
-            stat("Active users now", "select count(distinct user_email) as users from user_sessions"
-                 f" where session_end >= now() - interval '10 minutes' and {in_scope()}"),
-            stat("Active users, last 24 hours", "select count(distinct user_email) as users from user_sessions"
-                 f" where session_end >= now() - interval '24 hours' and {in_scope()}"),
-            stat("Active users, last 30 days", "select count(distinct user_email) as users from user_sessions"
-                 f" where session_end >= now() - interval '30 days' and {in_scope()}"),
-            panel("Sessions started", f"select $__timeGroupAlias(session_start, $__interval), count(*) as sessions"
-                  f" {sessions_in_range} group by 1 order by 1"),
-            panel("Running pods (hourly)", "select bucket as time,"
-                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1 order by 1"),
-            panel("Active users (hourly)", "select bucket as time, count(distinct user_email) as users"
-                  f" {hourly_in_range} group by 1 order by 1", width=24),
-        ]),
-        "users": dashboard("jhm-users", "JupyterHub: users", "Growth, heaviest users, GPU against CPU.", [
-            panel("Users so far", "select time, sum(new_users) over (order by time) as users from ("
-                  " select $__timeGroup(first_seen, '1d') as time, count(*) as new_users from users"
-                  " where first_seen <= $__timeTo() group by 1) as daily order by 1"),
-            panel("GPU and CPU hours per day", "select $__timeGroupAlias(session_start, '1d'),"
-                  f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}"
-                  " group by 1 order by 1", kind="barchart", unit="h"),
-            table("Top users", "select s.user_email as user, u.department,"
-                  " round(sum(s.runtime_hours)::numeric, 2) as hours, round(sum(s.gpu_hours)::numeric, 2) as gpu_hours,"
-                  " round(sum(s.cpu_hours)::numeric, 2) as cpu_hours, count(*) as sessions"
-                  " from user_sessions as s left join users as u on u.email = s.user_email"
-                  f" where $__timeFilter(s.session_start) and {in_scope('s')}"
-                  " group by 1, 2 order by hours desc limit 25", width=16),
-            panel("GPU against CPU hours", f"select sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
-                  f" {sessions_in_range}", kind="piechart", fmt="table", width=8, unit="h"),
-        ]),
-        "user-detail": dashboard("jhm-user-detail", "JupyterHub: user detail", "One user's sessions, hours and images.", [
-            stat("Hours, all time", f"select round(total_hours::numeric, 2) as hours from user_session_stats"
-                 f" where user_email = {USER}", unit="h"),
-            stat("GPU hours, all time", f"select round(gpu_hours::numeric, 2) as gpu_hours from user_session_stats"
-                 f" where user_email = {USER}", unit="h"),
-            stat("Sessions, all time", f"select total_sessions as sessions from user_session_stats"
-                 f" where user_email = {USER}"),
-            panel("Hours per day", "select $__timeGroupAlias(session_start, '1d'), sum(gpu_hours) as gpu_hours,"
-                  f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
-                  f" and $__timeFilter(session_start) and {in_scope()} group by 1 order by 1", kind="barchart", unit="h"),
-            panel("Images used", "select container_base as image, sum(runtime_hours) as hours from user_sessions"
-                  f" where user_email = {USER} and $__timeFilter(session_start) and {in_scope()} group by 1 order by 2 desc",
-                  kind="piechart", fmt="table", unit="h"),
-            table("Sessions", "select session_start, session_end, round(runtime_hours::numeric, 2) as hours,"
-                  " cluster, namespace, node_name, node_type, container_base, container_version, server_name"
-                  f" from user_sessions where user_email = {USER} and $__timeFilter(session_start) and {in_scope()}"
-                  " order by session_start desc",
-                  width=24),
-        ], variables=[user_variable]),
-        "demographics": dashboard("jhm-demographics", "JupyterHub: demographics",
-                                  "Use by department (as it was when each session started) and job title.", [
-            panel("Hours by department", "select department, sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
-                  " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
-                  " and month <= $__timeTo()::timestamptz::date group by 1 order by sum(total_hours) desc",
-                  kind="barchart", fmt="table", unit="h"),
-            panel("Users per department and month", "select month::timestamptz as time, department as metric, users"
-                  " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
-                  " and month <= $__timeTo()::timestamptz::date order by 1, 2", kind="barchart"),
-            table("Job titles", "select coalesce(job_title, 'Unknown') as job_title, count(distinct user_email) as users,"
-                  " round(sum(runtime_hours)::numeric, 2) as hours from department_sessions"
-                  " where $__timeFilter(session_start) group by 1 order by hours desc limit 30"),
-            table("Departments and applications", "select department, container_base as application,"
-                  " count(distinct user_email) as users, round(sum(runtime_hours)::numeric, 2) as hours"
-                  " from department_sessions where $__timeFilter(session_start) group by 1, 2"
-                  " order by hours desc limit 50"),
-        ]),
-        "applications": dashboard("jhm-applications", "JupyterHub: applications", "Images and versions in use.", [
-            panel("Users per image (hourly)", "select bucket as time, container_base as metric,"
-                  f" count(distinct user_email) as users {hourly_in_range} group by 1, 2 order by 1"),
-            panel("Pods per image version (hourly)", "select bucket as time,"
-                  " container_base || ':' || container_version as metric,"
-                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1, 2 order by 1"),
-            table("Images and versions", "select container_base as image, container_version as version,"
-                  " count(distinct user_email) as users, count(*) as sessions,"
-                  f" round(sum(runtime_hours)::numeric, 2) as hours {sessions_in_range}"
-                  " group by 1, 2 order by hours desc", width=24),
-        ]),
-        "nodes": dashboard("jhm-nodes", "JupyterHub: nodes", "GPU against CPU use per node (the marts' node rule).", [
-            panel("Pods on GPU and CPU nodes (hourly)", "select h.bucket as time, n.node_type as metric,"
-                  " count(distinct (h.cluster, h.namespace, h.pod_name)) as pods from hourly_pod_usage as h"
-                  " join nodes as n on n.node_name = h.node_name and n.cluster is not distinct from h.cluster"
-                  f" where $__timeFilter(h.bucket) and {in_scope('h')} group by 1, 2 order by 1"),
-            panel("GPU device hours per day", "select $__timeGroupAlias(session_start, '1d'),"
-                  f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
-                  kind="barchart", unit="h"),
-            table("Hours per node", "select n.node_key as node, n.node_type,"
-                  " count(distinct s.user_email) as users, round(sum(s.runtime_hours)::numeric, 2) as hours"
-                  " from user_sessions as s"
-                  " join nodes as n on n.node_name = s.node_name and n.cluster is not distinct from s.cluster"
-                  f" where $__timeFilter(s.session_start) and {in_scope('s')} group by 1, 2 order by hours desc"),
-            panel("Pods per node (hourly)", "select bucket as time, node_name as metric,"
-                  f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1, 2 order by 1"),
-        ]),
+        "overview": dashboard(
+            "jhm-overview",
+            "JupyterHub: overview",
+            "Who is on the hub now and how use changes.",
+            [
+                stat(
+                    "Active users now",
+                    "select count(distinct user_email) as users from user_sessions"
+                    f" where session_end >= now() - interval '10 minutes' and {in_scope()}",
+                ),
+                stat(
+                    "Active users, last 24 hours",
+                    "select count(distinct user_email) as users from user_sessions"
+                    f" where session_end >= now() - interval '24 hours' and {in_scope()}",
+                ),
+                stat(
+                    "Active users, last 30 days",
+                    "select count(distinct user_email) as users from user_sessions"
+                    f" where session_end >= now() - interval '30 days' and {in_scope()}",
+                ),
+                panel(
+                    "Sessions started",
+                    f"select $__timeGroupAlias(session_start, $__interval), count(*) as sessions"
+                    f" {sessions_in_range} group by 1 order by 1",
+                ),
+                panel(
+                    "Running pods (hourly)",
+                    "select bucket as time,"
+                    f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range} group by 1 order by 1",
+                ),
+                panel(
+                    "Active users (hourly)",
+                    "select bucket as time, count(distinct user_email) as users"
+                    f" {hourly_in_range} group by 1 order by 1",
+                    width=24,
+                ),
+            ],
+        ),
+        "users": dashboard(
+            "jhm-users",
+            "JupyterHub: users",
+            "Growth, heaviest users, GPU against CPU.",
+            [
+                panel(
+                    "Users so far",
+                    "select time, sum(new_users) over (order by time) as users from ("
+                    " select $__timeGroup(first_seen, '1d') as time, count(*) as new_users from users"
+                    " where first_seen <= $__timeTo() group by 1) as daily order by 1",
+                ),
+                panel(
+                    "GPU and CPU hours per day",
+                    "select $__timeGroupAlias(session_start, '1d'),"
+                    f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}"
+                    " group by 1 order by 1",
+                    kind="barchart",
+                    unit="h",
+                ),
+                table(
+                    "Top users",
+                    "select s.user_email as user, u.department,"
+                    " round(sum(s.runtime_hours)::numeric, 2) as hours,"
+                    " round(sum(s.gpu_hours)::numeric, 2) as gpu_hours,"
+                    " round(sum(s.cpu_hours)::numeric, 2) as cpu_hours, count(*) as sessions"
+                    " from user_sessions as s left join users as u on u.email = s.user_email"
+                    f" where $__timeFilter(s.session_start) and {in_scope('s')}"
+                    " group by 1, 2 order by hours desc limit 25",
+                    width=16,
+                ),
+                panel(
+                    "GPU against CPU hours",
+                    f"select sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}",
+                    kind="piechart",
+                    fmt="table",
+                    width=8,
+                    unit="h",
+                ),
+            ],
+        ),
+        "user-detail": dashboard(
+            "jhm-user-detail",
+            "JupyterHub: user detail",
+            "One user's sessions, hours and images.",
+            [
+                stat(
+                    "Hours, all time",
+                    f"select round(total_hours::numeric, 2) as hours from user_session_stats where user_email = {USER}",
+                    unit="h",
+                ),
+                stat(
+                    "GPU hours, all time",
+                    f"select round(gpu_hours::numeric, 2) as gpu_hours from user_session_stats"
+                    f" where user_email = {USER}",
+                    unit="h",
+                ),
+                stat(
+                    "Sessions, all time",
+                    f"select total_sessions as sessions from user_session_stats where user_email = {USER}",
+                ),
+                panel(
+                    "Hours per day",
+                    "select $__timeGroupAlias(session_start, '1d'), sum(gpu_hours) as gpu_hours,"
+                    f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
+                    f" and $__timeFilter(session_start) and {in_scope()} group by 1 order by 1",
+                    kind="barchart",
+                    unit="h",
+                ),
+                panel(
+                    "Images used",
+                    "select container_base as image, sum(runtime_hours) as hours from user_sessions"
+                    f" where user_email = {USER} and $__timeFilter(session_start) and {in_scope()}"
+                    " group by 1 order by 2 desc",
+                    kind="piechart",
+                    fmt="table",
+                    unit="h",
+                ),
+                table(
+                    "Sessions",
+                    "select session_start, session_end, round(runtime_hours::numeric, 2) as hours,"
+                    " cluster, namespace, node_name, node_type, container_base, container_version, server_name"
+                    f" from user_sessions where user_email = {USER} and $__timeFilter(session_start) and {in_scope()}"
+                    " order by session_start desc",
+                    width=24,
+                ),
+            ],
+            variables=[user_variable],
+        ),
+        "demographics": dashboard(
+            "jhm-demographics",
+            "JupyterHub: demographics",
+            "Use by department (as it was when each session started) and job title.",
+            [
+                panel(
+                    "Hours by department",
+                    "select department, sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
+                    " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
+                    " and month <= $__timeTo()::timestamptz::date group by 1 order by sum(total_hours) desc",
+                    kind="barchart",
+                    fmt="table",
+                    unit="h",
+                ),
+                panel(
+                    "Users per department and month",
+                    "select month::timestamptz as time, department as metric, users"
+                    " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
+                    " and month <= $__timeTo()::timestamptz::date order by 1, 2",
+                    kind="barchart",
+                ),
+                table(
+                    "Job titles",
+                    "select coalesce(job_title, 'Unknown') as job_title, count(distinct user_email) as users,"
+                    " round(sum(runtime_hours)::numeric, 2) as hours from department_sessions"
+                    " where $__timeFilter(session_start) group by 1 order by hours desc limit 30",
+                ),
+                table(
+                    "Departments and applications",
+                    "select department, container_base as application,"
+                    " count(distinct user_email) as users, round(sum(runtime_hours)::numeric, 2) as hours"
+                    " from department_sessions where $__timeFilter(session_start) group by 1, 2"
+                    " order by hours desc limit 50",
+                ),
+            ],
+        ),
+        "applications": dashboard(
+            "jhm-applications",
+            "JupyterHub: applications",
+            "Images and versions in use.",
+            [
+                panel(
+                    "Users per image (hourly)",
+                    "select bucket as time, container_base as metric,"
+                    f" count(distinct user_email) as users {hourly_in_range} group by 1, 2 order by 1",
+                ),
+                panel(
+                    "Pods per image version (hourly)",
+                    "select bucket as time,"
+                    " container_base || ':' || container_version as metric,"
+                    f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range}"
+                    " group by 1, 2 order by 1",
+                ),
+                table(
+                    "Images and versions",
+                    "select container_base as image, container_version as version,"
+                    " count(distinct user_email) as users, count(*) as sessions,"
+                    f" round(sum(runtime_hours)::numeric, 2) as hours {sessions_in_range}"
+                    " group by 1, 2 order by hours desc",
+                    width=24,
+                ),
+            ],
+        ),
+        "nodes": dashboard(
+            "jhm-nodes",
+            "JupyterHub: nodes",
+            "GPU against CPU use per node (the marts' node rule).",
+            [
+                panel(
+                    "Pods on GPU and CPU nodes (hourly)",
+                    "select h.bucket as time, n.node_type as metric,"
+                    " count(distinct (h.cluster, h.namespace, h.pod_name)) as pods from hourly_pod_usage as h"
+                    " join nodes as n on n.node_name = h.node_name and n.cluster is not distinct from h.cluster"
+                    f" where $__timeFilter(h.bucket) and {in_scope('h')} group by 1, 2 order by 1",
+                ),
+                panel(
+                    "GPU device hours per day",
+                    "select $__timeGroupAlias(session_start, '1d'),"
+                    f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
+                    kind="barchart",
+                    unit="h",
+                ),
+                table(
+                    "Hours per node",
+                    "select n.node_key as node, n.node_type,"
+                    " count(distinct s.user_email) as users, round(sum(s.runtime_hours)::numeric, 2) as hours"
+                    " from user_sessions as s"
+                    " join nodes as n on n.node_name = s.node_name and n.cluster is not distinct from s.cluster"
+                    f" where $__timeFilter(s.session_start) and {in_scope('s')} group by 1, 2 order by hours desc",
+                ),
+                panel(
+                    "Pods per node (hourly)",
+                    "select bucket as time, node_name as metric,"
+                    f" count(distinct (cluster, namespace, pod_name)) as pods {hourly_in_range}"
+                    " group by 1, 2 order by 1",
+                ),
+            ],
+        ),
     }
 
 
@@ -237,8 +400,12 @@ def relations_read(board: dict) -> list[str]:
 
 def exposures_yaml(boards: dict[str, dict]) -> str:
     """dbt exposures for the dashboards: what each one reads, taken from its own SQL."""
-    lines = ["# Generated by grafana/build_dashboards.py from the dashboards' SQL: do not edit.", "version: 2", "",
-             "exposures:"]
+    lines = [
+        "# Generated by grafana/build_dashboards.py from the dashboards' SQL: do not edit.",
+        "version: 2",
+        "",
+        "exposures:",
+    ]
     for name, board in boards.items():
         lines += [
             f"  - name: grafana_{name.replace('-', '_')}",

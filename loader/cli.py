@@ -5,17 +5,17 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import List, Optional
+from typing import Any
 
 import typer
 
 from loader.config import Settings, load_settings
-from loader.pods import EARLIEST_TIME, FUTURE_TOLERANCE
 from loader.errors import LoaderError, one_line_failure
+from loader.pods import EARLIEST_TIME, FUTURE_TOLERANCE
 
 app = typer.Typer(help="Usage accounting for JupyterHub on Kubernetes.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -24,6 +24,7 @@ export_app = typer.Typer(help="CSV exports.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
+
 
 def settings(*, demo_fallback: bool = True) -> Settings:
     """The configured settings; with no DB_* set, after `make demo`, the demo's database."""
@@ -58,7 +59,9 @@ def one_line_errors(command):
             if DEBUG.enabled:
                 raise
             detail = " ".join((getattr(error.diag, "message_primary", None) or str(error)).split())[:300]
-            typer.echo(f"Error: the database refused the command ({detail}); check the database and run again", err=True)
+            typer.echo(
+                f"Error: the database refused the command ({detail}); check the database and run again", err=True
+            )
         except Exception as error:
             if DEBUG.enabled:
                 raise
@@ -74,7 +77,9 @@ class DEBUG:
 
 @app.callback()
 def options(
-    debug: bool = typer.Option(False, "--debug", envvar="JHM_DEBUG", help="Show tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(
+        False, "--debug", envvar="JHM_DEBUG", help="Show tracebacks instead of one-line errors."
+    ),
 ) -> None:
     """Usage accounting for JupyterHub on Kubernetes."""
     DEBUG.enabled = debug
@@ -102,7 +107,7 @@ def db_migrate() -> None:
 @db_app.command("readonly-role")
 @one_line_errors
 def db_readonly_role(
-    role: Optional[str] = typer.Option(None, help="Role to create or update [READONLY_DB_USER, grafana_reader]."),
+    role: str | None = typer.Option(None, help="Role to create or update [READONLY_DB_USER, grafana_reader]."),
 ) -> None:
     """Create or update a read-only role for dashboards (password from READONLY_DB_PASSWORD)."""
     from loader.db import connect
@@ -115,15 +120,15 @@ def db_readonly_role(
     typer.echo(f"role {role} can read schemas {config.analytics_schema} and {config.raw_schema}")
 
 
-def parse_at(value: Optional[str]) -> Optional[datetime]:
+def parse_at(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise LoaderError(f"--at {value!r} is not an ISO 8601 time such as 2026-01-31T14:05:00+00:00") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    latest = datetime.now(timezone.utc) + FUTURE_TOLERANCE
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    latest = datetime.now(UTC) + FUTURE_TOLERANCE
     if not EARLIEST_TIME <= moment <= latest:
         raise LoaderError(
             f"--at {value!r} is outside {EARLIEST_TIME:%Y-%m-%d} to one day from now; give the collection's real time"
@@ -134,22 +139,22 @@ def parse_at(value: Optional[str]) -> Optional[datetime]:
 @app.command()
 @one_line_errors
 def collect(
-    namespace: List[str] = typer.Option([], "--namespace", "-n", help="Namespace to watch (repeat); default all."),
-    selector: Optional[str] = typer.Option(None, help="Label selector of single-user pods [component=singleuser-server]."),
-    user_from: Optional[str] = typer.Option(
+    namespace: list[str] = typer.Option([], "--namespace", "-n", help="Namespace to watch (repeat); default all."),
+    selector: str | None = typer.Option(None, help="Label selector of single-user pods [component=singleuser-server]."),
+    user_from: str | None = typer.Option(
         None,
         help="Comma-separated identity sources in order: annotation:KEY, env:NAME, label:KEY "
         "[annotation:hub.jupyter.org/username,env:JUPYTERHUB_USER,label:hub.jupyter.org/username].",
     ),
-    name_from: Optional[str] = typer.Option(
+    name_from: str | None = typer.Option(
         None,
         help="Comma-separated sources of the person's name for user_name, in order (same forms as --user-from); "
         "the hub username when none has one [env:GIT_AUTHOR_NAME].",
     ),
-    email_domain: Optional[str] = typer.Option(None, help="Domain appended to bare usernames to make emails."),
-    cluster: Optional[str] = typer.Option(None, help="Cluster name recorded with every row."),
-    from_file: Optional[Path] = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
-    at: Optional[str] = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
+    email_domain: str | None = typer.Option(None, help="Domain appended to bare usernames to make emails."),
+    cluster: str | None = typer.Option(None, help="Cluster name recorded with every row."),
+    from_file: Path | None = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
+    at: str | None = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
 ) -> None:
     """Record one observation per running single-user pod."""
     from loader.collect import collect as run_collection
@@ -157,7 +162,7 @@ def collect(
     from loader.kubernetes_source import api_client, list_running_pods
 
     config = settings()
-    overrides = {
+    overrides: dict[str, Any] = {
         "namespaces": tuple(namespace) or None,
         "selector": selector,
         "user_sources": tuple(part.strip() for part in user_from.split(",") if part.strip()) if user_from else None,
@@ -211,20 +216,17 @@ def progress_reporter():
     if not sys.stderr.isatty():
         yield lambda done, total: None
         return
-    state = {"bar": None, "done": 0}
-    try:
+    with ExitStack() as stack:
+        bars: list = []  # the bar is opened at the first update, when the total is known
+        shown = [0]
 
         def update(done: int, total: int) -> None:
-            if state["bar"] is None:
-                state["bar"] = typer.progressbar(length=total, label="users", file=sys.stderr)
-                state["bar"].__enter__()
-            state["bar"].update(done - state["done"])
-            state["done"] = done
+            if not bars:
+                bars.append(stack.enter_context(typer.progressbar(length=total, label="users", file=sys.stderr)))
+            bars[0].update(done - shown[0])
+            shown[0] = done
 
         yield update
-    finally:
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
 
 
 @export_app.command("usage")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import psycopg
 
@@ -65,9 +66,13 @@ def pods_from_file(path: Path, selector: str) -> PodSource:
         except OSError as error:
             raise LoaderError(f"cannot read pod list {path}: {error.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise LoaderError(f"pod list {path} is not valid JSON ({error}); pass `kubectl get pods -o json` output") from None
+            raise LoaderError(
+                f"pod list {path} is not valid JSON ({error}); pass `kubectl get pods -o json` output"
+            ) from None
         except RecursionError:
-            raise LoaderError(f"pod list {path} is nested too deeply to be a pod list; pass `kubectl get pods -o json` output") from None
+            raise LoaderError(
+                f"pod list {path} is nested too deeply to be a pod list; pass `kubectl get pods -o json` output"
+            ) from None
         return pods_from_document(document, selector, origin=f"pod list {path}")
 
     return read
@@ -114,7 +119,7 @@ def collect(settings: Settings, pod_source: PodSource, *, observed_at: datetime 
 def collect_into(
     conn: psycopg.Connection, settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None
 ) -> CollectionResult:
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     observed_at = observed_at or started_at
     run = RunRecord(kind="collect", started_at=started_at, cluster=settings.collect.cluster, observed_at=observed_at)
     try:

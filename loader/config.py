@@ -156,34 +156,72 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DB_USER", "postgres", "Database user (owner of the raw and analytics schemas).", "Database"),
     Setting("DB_PASSWORD", "", "Database password; never logged.", "Database", secret=True),
     Setting("DB_SSLMODE", "prefer", "libpq sslmode: disable, prefer, require, verify-full.", "Database"),
-    Setting("RAW_SCHEMA", "raw", "Schema of the raw tables (`public` adopts a predecessor database in place).", "Database"),
+    Setting(
+        "RAW_SCHEMA", "raw", "Schema of the raw tables (`public` adopts a predecessor database in place).", "Database"
+    ),
     Setting("DBT_SCHEMA", "analytics", "Schema dbt builds its models into; never the raw schema.", "Database"),
     Setting("DBT_THREADS", "4", "dbt threads.", "Database"),
     Setting("DBT_LOCK_WAIT_SECONDS", "240", "How long a build or check waits for another one to finish.", "Database"),
     Setting("COLLECT_NAMESPACES", "", "Comma-separated namespaces to watch; empty watches all.", "Collection"),
     Setting("COLLECT_SELECTOR", "component=singleuser-server", "Label selector of single-user pods.", "Collection"),
-    Setting("COLLECT_USER_FROM", ",".join(DEFAULT_USER_SOURCES),
-            "Identity sources in order: annotation:KEY, env:NAME, label:KEY.", "Collection"),
-    Setting("COLLECT_NAME_FROM", ",".join(DEFAULT_NAME_SOURCES),
-            "Sources of the person's name stored as user_name (same forms); else the hub username.", "Collection"),
+    Setting(
+        "COLLECT_USER_FROM",
+        ",".join(DEFAULT_USER_SOURCES),
+        "Identity sources in order: annotation:KEY, env:NAME, label:KEY.",
+        "Collection",
+    ),
+    Setting(
+        "COLLECT_NAME_FROM",
+        ",".join(DEFAULT_NAME_SOURCES),
+        "Sources of the person's name stored as user_name (same forms); else the hub username.",
+        "Collection",
+    ),
     Setting("COLLECT_EMAIL_DOMAIN", "", "Appended to bare usernames to make emails (e.g. example.edu).", "Collection"),
-    Setting("CLUSTER_NAME", "", "Recorded with every row; name each cluster when several report into one database.",
-            "Collection"),
-    Setting("KUBE_REQUEST_TIMEOUT", "30", "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
-            "Collection"),
-    Setting("ACCESS_TOKEN", "", "A ready Microsoft Graph token (else the app registration below).", "Microsoft Graph",
-            secret=True),
-    Setting("AZURE_TENANT_ID", "", "App registration's tenant (client credentials, for the CronJob).", "Microsoft Graph"),
+    Setting(
+        "CLUSTER_NAME",
+        "",
+        "Recorded with every row; name each cluster when several report into one database.",
+        "Collection",
+    ),
+    Setting(
+        "KUBE_REQUEST_TIMEOUT",
+        "30",
+        "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
+        "Collection",
+    ),
+    Setting(
+        "ACCESS_TOKEN",
+        "",
+        "A ready Microsoft Graph token (else the app registration below).",
+        "Microsoft Graph",
+        secret=True,
+    ),
+    Setting(
+        "AZURE_TENANT_ID", "", "App registration's tenant (client credentials, for the CronJob).", "Microsoft Graph"
+    ),
     Setting("AZURE_CLIENT_ID", "", "App registration's client id (also for --device-code).", "Microsoft Graph"),
     Setting("AZURE_CLIENT_SECRET", "", "App registration's client secret.", "Microsoft Graph", secret=True),
-    Setting("GRAPH_BASE_URL", GraphSettings.base_url, "Microsoft Graph endpoint (national clouds differ).",
-            "Microsoft Graph"),
+    Setting(
+        "GRAPH_BASE_URL",
+        GraphSettings.base_url,
+        "Microsoft Graph endpoint (national clouds differ).",
+        "Microsoft Graph",
+    ),
     Setting("AZURE_AUTHORITY_HOST", GraphSettings.authority_host, "Microsoft sign-in endpoint.", "Microsoft Graph"),
-    Setting("EXPORT_HMAC_KEY", "", "Key for `export usage --pseudonymize`: secret and stable (same key, same pseudonyms).",
-            "Export", secret=True),
-    Setting("READONLY_DB_USER", "grafana_reader", "The dashboards' read-only role (`db readonly-role`).", "Read-only role"),
+    Setting(
+        "EXPORT_HMAC_KEY",
+        "",
+        "Key for `export usage --pseudonymize`: secret and stable (same key, same pseudonyms).",
+        "Export",
+        secret=True,
+    ),
+    Setting(
+        "READONLY_DB_USER", "grafana_reader", "The dashboards' read-only role (`db readonly-role`).", "Read-only role"
+    ),
     Setting("READONLY_DB_PASSWORD", "", "Its password.", "Read-only role", secret=True),
-    Setting("BOOTSTRAP_SQL_DIR", "", "Where bootstrap_sql/ is, when not beside the loader (the image sets it).", "Paths"),
+    Setting(
+        "BOOTSTRAP_SQL_DIR", "", "Where bootstrap_sql/ is, when not beside the loader (the image sets it).", "Paths"
+    ),
     Setting("DBT_PROJECT_DIR", "", "Where dbt_project/ is, when not beside the loader.", "Paths"),
 )
 DECLARED = {setting.name: setting for setting in SETTINGS}
@@ -208,8 +246,10 @@ def unknown_variable_warnings(names: set[str]) -> list[str]:
 
 
 def render_env_example() -> str:
-    lines = ["# Copy to .env (never committed) or set in the environment. Every variable is optional;",
-             "# generated from loader/config.py SETTINGS (`python -m loader.config`)."]
+    lines = [
+        "# Copy to .env (never committed) or set in the environment. Every variable is optional;",
+        "# generated from loader/config.py SETTINGS (`python -m loader.config`).",
+    ]
     group = None
     for setting in SETTINGS:
         if setting.group != group:
@@ -232,12 +272,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     for warning in unknown_variable_warnings(set(env)):
         log.warning(warning)
 
-    def get(name: str, default: str | None = None) -> str | None:
-        declared = DECLARED[name]  # KeyError here is a programming error: every setting is declared once
+    def get(name: str, default: str | None = None) -> str:
+        """The variable's value, else `default`, else its declared default ('' when it has none)."""
         value = env.get(name)
-        if value not in (None, ""):
+        if value:
             return value
-        return default if default is not None else (declared.default or None)
+        return default if default is not None else DECLARED[name].default
+
+    def optional(name: str) -> str | None:
+        return get(name) or None
 
     database = DatabaseSettings(
         host=get("DB_HOST"),
@@ -258,17 +301,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         selector=get("COLLECT_SELECTOR"),
         user_sources=_list(get("COLLECT_USER_FROM")),
         name_sources=_list(get("COLLECT_NAME_FROM")),
-        email_domain=get("COLLECT_EMAIL_DOMAIN"),
-        cluster=get("CLUSTER_NAME"),
+        email_domain=optional("COLLECT_EMAIL_DOMAIN"),
+        cluster=optional("CLUSTER_NAME"),
         request_timeout_seconds=float(_int("KUBE_REQUEST_TIMEOUT", get("KUBE_REQUEST_TIMEOUT"))),
     )
     graph = GraphSettings(
         base_url=get("GRAPH_BASE_URL").rstrip("/"),
         authority_host=get("AZURE_AUTHORITY_HOST").rstrip("/"),
-        access_token=get("ACCESS_TOKEN"),
-        tenant_id=get("AZURE_TENANT_ID"),
-        client_id=get("AZURE_CLIENT_ID"),
-        client_secret=get("AZURE_CLIENT_SECRET"),
+        access_token=optional("ACCESS_TOKEN"),
+        tenant_id=optional("AZURE_TENANT_ID"),
+        client_id=optional("AZURE_CLIENT_ID"),
+        client_secret=optional("AZURE_CLIENT_SECRET"),
     )
     return Settings(
         database=database,
@@ -276,7 +319,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         analytics_schema=analytics_schema,
         collect=collect,
         graph=graph,
-        export_hmac_key=get("EXPORT_HMAC_KEY"),
+        export_hmac_key=optional("EXPORT_HMAC_KEY"),
         readonly_role=get("READONLY_DB_USER"),
         readonly_password=get("READONLY_DB_PASSWORD", ""),
         build_lock_wait_seconds=float(_int("DBT_LOCK_WAIT_SECONDS", get("DBT_LOCK_WAIT_SECONDS"))),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from loader.config import Settings
 from loader.errors import LoaderError
@@ -63,19 +63,20 @@ def run_dbt(settings: Settings, args: list[str]) -> bool:
 
 @contextmanager
 def _build_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
-    """Holds BUILD_LOCK_KEY on a connection of its own while dbt runs; waits at most settings.build_lock_wait_seconds."""
+    """Holds BUILD_LOCK_KEY on a connection of its own while dbt runs; waits at most build_lock_wait_seconds."""
     if not exclusive:
         yield
         return
-    from loader.db import connect
+    from loader.db import connect, scalar
 
     with connect(settings.database, autocommit=True) as conn:
         deadline = time.monotonic() + settings.build_lock_wait_seconds
-        while not conn.execute("select pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
+        while not scalar(conn.execute("select pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,))):
             if time.monotonic() >= deadline:
                 raise LoaderError(
                     f"another build or check has been running on {settings.database.describe()} for more than "
-                    f"{settings.build_lock_wait_seconds:.0f} s, so this one did not start; run it again when that one ends"
+                    f"{settings.build_lock_wait_seconds:.0f} s, so this one did not start; "
+                    "run it again when that one ends"
                 )
             time.sleep(1.0)
         try:

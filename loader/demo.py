@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -17,8 +18,8 @@ from loader.db import connect
 from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
-from loader.migrate import migrate
 from loader.export import export_departments, export_usage
+from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
 from loader.synthetic import directory_entries, snapshots, synthetic_users
 
@@ -50,7 +51,11 @@ def demo_settings(settings: Settings) -> Settings:
     if settings.database_configured:
         return settings
     database = ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE)
-    shown = LOCAL_SERVER_FOLDER.relative_to(PROJECT_ROOT) if LOCAL_SERVER_FOLDER.is_relative_to(PROJECT_ROOT) else LOCAL_SERVER_FOLDER
+    shown = (
+        LOCAL_SERVER_FOLDER.relative_to(PROJECT_ROOT)
+        if LOCAL_SERVER_FOLDER.is_relative_to(PROJECT_ROOT)
+        else LOCAL_SERVER_FOLDER
+    )
     typer.echo(f"using the embedded PostgreSQL in {shown} (socket {database.host})")
     return settings.with_database(database)
 
@@ -64,7 +69,10 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
         conn.commit()
         for moment, document in snapshots(users, days, seed, end):
             result = collect_into(
-                conn, settings, lambda: pods_from_document(document, settings.collect.selector), observed_at=moment
+                conn,
+                settings,
+                functools.partial(pods_from_document, document, settings.collect.selector),
+                observed_at=moment,
             )
             totals["collections"] += 1
             totals["pods_listed"] += result.pods_listed
@@ -84,7 +92,7 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     with connect(settings.database) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
     # Whole days ending at today's midnight: a re-run today replays the same pods and adds nothing.
-    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     totals = load_synthetic_hub(settings, days=days, users=users, seed=seed, end=end)
     skipped = ", ".join(f"{key[8:]} {value}" for key, value in sorted(totals.items()) if key.startswith("skipped_"))
     typer.echo(
@@ -96,13 +104,15 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
         users_seen, pods_seen, nodes_seen, images_seen = conn.execute(
             f"select count(distinct user_email), count(distinct pod_uid), count(distinct node_name),"
             f" count(distinct container_image) from {settings.raw_schema}.container_observations"
-        ).fetchone()
+        ).fetchone() or (0, 0, 0, 0)
     typer.echo(f"raw data: {users_seen} users, {pods_seen} pods, {nodes_seen} nodes, {images_seen} images")
     entries = directory_entries(synthetic_users(users, seed), seed)
     with connect(settings.database) as conn:
         write_directory_entries(conn, settings.raw_schema, entries)
     found = sum(entry.status == "found" for entry in entries)
-    typer.echo(f"directory: {found} users found, {len(entries) - found} not found (synthetic, same write path as `users sync`)")
+    typer.echo(
+        f"directory: {found} users found, {len(entries) - found} not found (synthetic, same write path as `users sync`)"
+    )
     if not run_dbt(settings, CYCLE_BUILD_ARGS):
         raise LoaderError("dbt build failed on the demo data; see dbt's log above")
     print_summary(settings)
@@ -128,7 +138,8 @@ def print_summary(settings: Settings) -> None:
         ).fetchall()
         departments = conn.execute(
             sql.SQL(
-                "select department, count(distinct month), sum(users), sum(sessions), round(sum(total_hours)::numeric, 1),"
+                "select department, count(distinct month), sum(users), sum(sessions),"
+                " round(sum(total_hours)::numeric, 1),"
                 " round(sum(gpu_hours)::numeric, 1) from {}.department_usage group by department"
                 " order by sum(total_hours) desc limit 10"
             ).format(schema)
@@ -142,4 +153,6 @@ def print_summary(settings: Settings) -> None:
 def _table(header: list[str], rows: list[tuple]) -> str:
     cells = [header] + [[str(value) for value in row] for row in rows]
     widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells
+    )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -14,7 +14,13 @@ from loader.config import Settings
 from loader.db import connect
 from loader.errors import LoaderError, one_line_failure
 from loader.graph_source import DirectoryEntry
-from loader.raw_store import RunRecord, emails_to_look_up, record_failed_run, record_succeeded_run, write_directory_entries
+from loader.raw_store import (
+    RunRecord,
+    emails_to_look_up,
+    record_failed_run,
+    record_succeeded_run,
+    write_directory_entries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ def sync_users(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> SyncSummary:
     """Each batch's answers are committed as they arrive: a crash loses nothing already written."""
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     counts: Counter[str] = Counter()
     with connect(settings.database) as conn:
         emails = emails_to_look_up(conn, settings.raw_schema, refresh=refresh)
@@ -56,7 +62,9 @@ def sync_users(
                 for entry in entries:
                     counts[entry.status] += 1
                     if entry.status == "error":
-                        log.warning("directory look-up failed for one user (%s); it is asked again next run", entry.detail)
+                        log.warning(
+                            "directory look-up failed for one user (%s); it is asked again next run", entry.detail
+                        )
                 progress(sum(counts.values()), len(emails))
         except Exception as error:  # every sync that starts leaves a run record, whatever ended it
             message = str(error) if isinstance(error, LoaderError) else one_line_failure("users sync", error)

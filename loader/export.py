@@ -7,9 +7,10 @@ import hashlib
 import hmac
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -19,11 +20,26 @@ from loader.db import connect
 from loader.errors import ConfigurationError, LoaderError
 
 USAGE_COLUMNS = (
-    "fullname", "email", "department", "jobtitle", "gpu_hours", "cpu_hours", "total_hours",
-    "total_sessions", "last_seen", "favorite_container",
+    "fullname",
+    "email",
+    "department",
+    "jobtitle",
+    "gpu_hours",
+    "cpu_hours",
+    "total_hours",
+    "total_sessions",
+    "last_seen",
+    "favorite_container",
 )
 DEPARTMENT_COLUMNS = (
-    "month", "department", "users", "sessions", "total_hours", "gpu_hours", "cpu_hours", "gpu_device_hours",
+    "month",
+    "department",
+    "users",
+    "sessions",
+    "total_hours",
+    "gpu_hours",
+    "cpu_hours",
+    "gpu_device_hours",
 )
 
 
@@ -33,7 +49,7 @@ def pseudonym(key: str, email: str) -> str:
 
 
 def pseudonymize_usage_row(row: Sequence[Any], key: str) -> tuple[Any, ...]:
-    values = dict(zip(USAGE_COLUMNS, row))
+    values = dict(zip(USAGE_COLUMNS, row, strict=True))
     digest = pseudonym(key, values["email"])
     values["email"] = digest[:32]
     values["fullname"] = f"user-{digest[:10]}" if values["fullname"] is not None else None
@@ -46,7 +62,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, Decimal):
-        return f"{value:.2f}" if value.as_tuple().exponent < 0 else str(value)
+        if not value.is_finite():  # NaN or infinity never reach the marts' rounded hours; never crash on them
+            return ""
+        exponent = value.as_tuple().exponent
+        return f"{value:.2f}" if isinstance(exponent, int) and exponent < 0 else str(value)
     return str(value)
 
 
@@ -69,7 +88,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     return count
 
 
-def _query(settings: Settings, query: sql.Composable) -> list[tuple]:
+def _query(settings: Settings, query: sql.Composed) -> list[tuple]:
     with connect(settings.database) as conn:
         try:
             return conn.execute(query).fetchall()
@@ -80,9 +99,11 @@ def _query(settings: Settings, query: sql.Composable) -> list[tuple]:
 
 
 def export_usage(settings: Settings, out: Path, *, pseudonymize: bool) -> int:
-    key = settings.export_hmac_key
+    key = settings.export_hmac_key or ""
     if pseudonymize and not key:
-        raise ConfigurationError("--pseudonymize needs EXPORT_HMAC_KEY (a secret kept by the admin, the same for every export)")
+        raise ConfigurationError(
+            "--pseudonymize needs EXPORT_HMAC_KEY (a secret kept by the admin, the same for every export)"
+        )
     rows = _query(
         settings,
         sql.SQL("select {} from {}.user_usage_stats order by email").format(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from loader.config import GraphSettings
 from loader.errors import ConfigurationError, GraphError
@@ -24,7 +24,9 @@ def _token_from(result: dict | None, how: str) -> str:
     result = result or {}
     description = (result.get("error_description") or "").strip().splitlines()
     reason = f"{result.get('error', 'no token returned')}" + (f": {description[0]}" if description else "")
-    raise GraphError(f"Microsoft sign-in by {how} failed ({reason}); check AZURE_TENANT_ID, AZURE_CLIENT_ID and the secret")
+    raise GraphError(
+        f"Microsoft sign-in by {how} failed ({reason}); check AZURE_TENANT_ID, AZURE_CLIENT_ID and the secret"
+    )
 
 
 def acquire_token(graph: GraphSettings, *, device_code: bool, show: Callable[[str], None]) -> str:
@@ -33,7 +35,9 @@ def acquire_token(graph: GraphSettings, *, device_code: bool, show: Callable[[st
     try:
         return _acquire(graph, device_code=device_code, show=show)
     except ValueError as error:  # msal's word for an authority it cannot use
-        raise GraphError(f"Microsoft sign-in could not start ({' '.join(str(error).split())[:200]}); check AZURE_TENANT_ID") from None
+        raise GraphError(
+            f"Microsoft sign-in could not start ({' '.join(str(error).split())[:200]}); check AZURE_TENANT_ID"
+        ) from None
     except requests.RequestException as error:
         raise GraphError(
             f"cannot reach Microsoft sign-in at {graph.authority_host} ({type(error).__name__}); "

@@ -12,8 +12,9 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -120,7 +121,7 @@ class GraphClient:
                     finished.append(DirectoryEntry(email, "error", detail="the batch response had no answer for it"))
                     continue
                 status = item.get("status")
-                body = item.get("body") if isinstance(item.get("body"), dict) else {}
+                body: dict[str, Any] = item["body"] if isinstance(item.get("body"), dict) else {}
                 if status == 200:
                     finished.append(self._found(email, stage, body))
                 elif status == 404 or (status == 400 and stage == BY_PRINCIPAL_NAME):
@@ -129,7 +130,9 @@ class GraphClient:
                     else:
                         finished.append(DirectoryEntry(email, "not_found"))
                 elif status == 401:
-                    raise GraphError("Microsoft Graph answered 401: token invalid or expired; get a new token and run again")
+                    raise GraphError(
+                        "Microsoft Graph answered 401: token invalid or expired; get a new token and run again"
+                    )
                 elif status in (429, 500, 502, 503, 504) and tries + 1 < self._attempts:
                     retry_after = max(retry_after, _retry_after(item.get("headers") or {}, self._backoff * 2**tries))
                     queue.append((email, stage, tries + 1))
@@ -165,7 +168,9 @@ class GraphClient:
         for attempt in range(self._attempts):
             self.requests_made += 1
             try:
-                response = self._session.post(self._endpoint, json=payload, headers=self._headers, timeout=self._timeout)
+                response = self._session.post(
+                    self._endpoint, json=payload, headers=self._headers, timeout=self._timeout
+                )
             except requests.RequestException as error:
                 cause = type(error).__name__
                 delay = self._backoff * 2**attempt
@@ -173,13 +178,18 @@ class GraphClient:
                 if response.status_code == 200:
                     return _batch_responses(response)
                 if response.status_code == 401:
-                    raise GraphError("Microsoft Graph answered 401: token invalid or expired; get a new token and run again")
+                    raise GraphError(
+                        "Microsoft Graph answered 401: token invalid or expired; get a new token and run again"
+                    )
                 if response.status_code == 403:
                     raise GraphError(
-                        "Microsoft Graph answered 403: the app or user lacks permission User.Read.All; grant it and run again"
+                        "Microsoft Graph answered 403: the app or user lacks permission User.Read.All; "
+                        "grant it and run again"
                     )
                 if response.status_code not in (429, 500, 502, 503, 504):
-                    raise GraphError(f"Microsoft Graph answered {response.status_code} to a batch request; check GRAPH_BASE_URL")
+                    raise GraphError(
+                        f"Microsoft Graph answered {response.status_code} to a batch request; check GRAPH_BASE_URL"
+                    )
                 cause = f"HTTP {response.status_code}"
                 delay = _retry_after(response.headers, self._backoff * 2**attempt)
             if attempt + 1 < self._attempts:

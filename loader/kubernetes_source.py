@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
@@ -28,7 +30,9 @@ def api_client(request_timeout: float) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     except ConfigException:
         try:
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
+            config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+            )
         except (ConfigException, OSError) as error:
             raise KubernetesError(
                 f"no Kubernetes configuration found ({_one_line(error)}); "
@@ -60,7 +64,7 @@ def list_running_pods(
         continue_token = None
         while True:
             page = _with_retries(
-                lambda: _list_page(core, namespace, selector, continue_token, request_timeout),
+                functools.partial(_list_page, core, namespace, selector, continue_token, request_timeout),
                 what=f"listing pods in {'namespace ' + namespace if namespace else 'all namespaces'}",
                 attempts=attempts,
                 backoff_seconds=backoff_seconds,
@@ -80,7 +84,9 @@ def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None
     try:
         document = json.loads(page.data)
     except (ValueError, RecursionError):
-        raise KubernetesError(f"the Kubernetes API sent a pod list for {where} that is not JSON; check the API server") from None
+        raise KubernetesError(
+            f"the Kubernetes API sent a pod list for {where} that is not JSON; check the API server"
+        ) from None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise KubernetesError(f"the Kubernetes API sent a pod list for {where} without `items`; check the API server")
@@ -89,7 +95,9 @@ def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None
     return items, continue_token if isinstance(continue_token, str) and continue_token else None
 
 
-def _list_page(core: client.CoreV1Api, namespace: str | None, selector: str, continue_token: str | None, timeout: float):
+def _list_page(
+    core: client.CoreV1Api, namespace: str | None, selector: str, continue_token: str | None, timeout: float
+):
     kwargs: dict[str, Any] = {
         "label_selector": selector,
         "field_selector": RUNNING_ONLY,
@@ -117,7 +125,8 @@ def _with_retries(call, *, what: str, attempts: int, backoff_seconds: float, sle
                 ) from None
             if error.status is not None and error.status < 500 and error.status != 429:
                 raise KubernetesError(
-                    f"Kubernetes API answered {error.status} {error.reason} while {what}; check --namespace and --selector"
+                    f"Kubernetes API answered {error.status} {error.reason} while {what}; "
+                    "check --namespace and --selector"
                 ) from None
             cause = f"HTTP {error.status} {error.reason}"
         except urllib3.exceptions.HTTPError as error:

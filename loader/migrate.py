@@ -66,7 +66,7 @@ def migrate(conn: psycopg.Connection, schema: str, directory: Path) -> list[str]
                     " applied_at timestamptz not null default now())"
                 ).format(schema_id, sql.Identifier(MIGRATIONS_TABLE))
             )
-            applied = dict(
+            applied: dict[str, str] = dict(
                 conn.execute(
                     sql.SQL("select filename, checksum from {}.{}").format(schema_id, sql.Identifier(MIGRATIONS_TABLE))
                 ).fetchall()

@@ -9,10 +9,11 @@ that fails is a Skip naming the field, never an exception: it must not cost the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from kubernetes.utils import parse_quantity
 
@@ -29,7 +30,7 @@ MAX_GPUS = 1024
 MAX_CPU_CORES = Decimal(100_000)
 MAX_BYTES = 2**63 - 1  # bigint
 MAX_AGE_SECONDS = 2**31 - 1  # integer
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 Pod = Mapping[str, Any]
@@ -121,9 +122,7 @@ class UserSource:
     def parse(cls, text: str) -> UserSource:
         kind, _, key = text.strip().partition(":")
         if kind not in USER_SOURCE_KINDS or not key:
-            raise ValueError(
-                f"user source {text!r} is not of the form annotation:KEY, label:KEY or env:NAME"
-            )
+            raise ValueError(f"user source {text!r} is not of the form annotation:KEY, label:KEY or env:NAME")
         return cls(kind, key)
 
     def read(self, pod: Pod, container: Mapping[str, Any] | None, limit: str = "identity") -> str | None:
@@ -379,7 +378,10 @@ def _observation(
         cluster=cluster,
         namespace=_optional_text(metadata.get("namespace"), "metadata.namespace", "namespace"),
         pod_uid=_optional_text(metadata.get("uid"), "metadata.uid", "uid"),
-        server_name=_optional_text(annotations.get(SERVERNAME_ANNOTATION), "metadata.annotations[servername]", "server_name") or "",
+        server_name=_optional_text(
+            annotations.get(SERVERNAME_ANNOTATION), "metadata.annotations[servername]", "server_name"
+        )
+        or "",
         gpu_count=gpu_count(container),
         cpu_request=parse_cpu(requests.get("cpu"), "resources.requests.cpu"),
         memory_request_bytes=parse_memory(requests.get("memory"), "resources.requests.memory"),

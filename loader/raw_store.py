@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Iterable, Mapping
 
 import psycopg
 from psycopg import sql
 
+from loader.db import scalar
 from loader.graph_source import DirectoryEntry
 from loader.pods import Observation
 
@@ -60,7 +61,7 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
         sql.SQL("overriding system value" if run_id is not None else ""),
         sql.SQL(", ").join(sql.Placeholder() * len(values)),
     )
-    return conn.execute(query, list(values.values())).fetchone()[0]
+    return int(scalar(conn.execute(query, list(values.values()))))
 
 
 def record_collection(
@@ -76,11 +77,13 @@ def record_collection(
     observations = list(observations)
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (RUN_ORDER_LOCK_KEY,))
-        run_id = conn.execute(
-            sql.SQL("select nextval(pg_get_serial_sequence({}, 'id'))").format(
-                sql.Literal(f"{schema}.collector_runs")
+        run_id = scalar(
+            conn.execute(
+                sql.SQL("select nextval(pg_get_serial_sequence({}, 'id'))").format(
+                    sql.Literal(f"{schema}.collector_runs")
+                )
             )
-        ).fetchone()[0]
+        )
         conn.execute(
             sql.SQL(
                 "create temp table if not exists incoming_observations"
@@ -116,8 +119,9 @@ def record_collection(
 _NOT_IN_MAIN_TABLE = sql.SQL(
     "not exists (select from {}.container_observations as main"
     " where main.user_email = incoming.user_email and main.pod_name = incoming.pod_name"
-    " and main.\"timestamp\" = incoming.\"timestamp\""
-    " and main.cluster is not distinct from incoming.cluster and main.namespace is not distinct from incoming.namespace)"
+    ' and main."timestamp" = incoming."timestamp"'
+    " and main.cluster is not distinct from incoming.cluster"
+    " and main.namespace is not distinct from incoming.namespace)"
 )
 
 
@@ -147,7 +151,10 @@ def _keep_users_current(conn: psycopg.Connection, schema_id: sql.Identifier, obs
                 " first_seen = least(existing.first_seen, excluded.first_seen),"
                 " last_seen = greatest(existing.last_seen, excluded.last_seen)"
             ).format(schema_id),
-            [(email, username or email.split("@")[0], first, last) for email, (username, first, last) in sorted(seen.items())],
+            [
+                (email, username or email.split("@")[0], first, last)
+                for email, (username, first, last) in sorted(seen.items())
+            ],
         )
 
 
@@ -172,30 +179,30 @@ def write_directory_entries(conn: psycopg.Connection, schema: str, entries: Iter
     if not rows:
         return 0
     schema_id = sql.Identifier(schema)
-    with conn.transaction():
-        with conn.cursor() as cursor:
-            # A user new to this table gets what collection would have given it: a user_id (NOT NULL in
-            # the predecessor's schema) and first/last seen from its observations, never the sync's time.
-            cursor.executemany(
-                sql.SQL(
-                    "insert into {0}.users as existing"
-                    " (email, directory_status, graph_id, full_name, department, job_title, fetched_at,"
-                    "  user_id, first_seen, last_seen)"
-                    " select new.*, split_part(new.email, '@', 1), seen.first_seen, seen.last_seen"
-                    " from (values (%s, %s, %s, %s, %s, %s, clock_timestamp())) as new"
-                    "  (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
-                    " cross join lateral (select min(o.\"timestamp\") as first_seen, max(o.\"timestamp\") as last_seen"
-                    "  from {0}.container_observations as o where o.user_email = new.email) as seen"
-                    " on conflict (email) do update set"
-                    "  directory_status = excluded.directory_status,"
-                    "  fetched_at = excluded.fetched_at,"
-                    "  graph_id = case when excluded.directory_status = 'found' then excluded.graph_id else existing.graph_id end,"
-                    "  full_name = case when excluded.directory_status = 'found' then excluded.full_name else existing.full_name end,"
-                    "  department = case when excluded.directory_status = 'found' then excluded.department else existing.department end,"
-                    "  job_title = case when excluded.directory_status = 'found' then excluded.job_title else existing.job_title end"
-                ).format(schema_id),
-                rows,
-            )
+    # What the directory last said survives a not_found or error answer.
+    kept_unless_found = ",".join(
+        f" {column} = case when excluded.directory_status = 'found' then excluded.{column} else existing.{column} end"
+        for column in ("graph_id", "full_name", "department", "job_title")
+    )
+    with conn.transaction(), conn.cursor() as cursor:
+        # A user new to this table gets what collection would have given it: a user_id (NOT NULL in
+        # the predecessor's schema) and first/last seen from its observations, never the sync's time.
+        cursor.executemany(
+            sql.SQL(
+                "insert into {0}.users as existing"
+                " (email, directory_status, graph_id, full_name, department, job_title, fetched_at,"
+                "  user_id, first_seen, last_seen)"
+                " select new.*, split_part(new.email, '@', 1), seen.first_seen, seen.last_seen"
+                " from (values (%s, %s, %s, %s, %s, %s, clock_timestamp())) as new"
+                "  (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
+                ' cross join lateral (select min(o."timestamp") as first_seen, max(o."timestamp") as last_seen'
+                "  from {0}.container_observations as o where o.user_email = new.email) as seen"
+                " on conflict (email) do update set"
+                "  directory_status = excluded.directory_status,"
+                "  fetched_at = excluded.fetched_at," + kept_unless_found
+            ).format(schema_id),
+            rows,
+        )
     return len(rows)
 
 
@@ -217,8 +224,7 @@ def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -
     ).format(schema_id)
     if refresh:
         query = observed + sql.SQL(
-            " select email from observed where email is not null"
-            " union select email from {}.users order by 1"
+            " select email from observed where email is not null union select email from {}.users order by 1"
         ).format(schema_id)
     else:
         query = observed + sql.SQL(

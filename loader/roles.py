@@ -20,8 +20,11 @@ def ensure_readonly_role(conn: psycopg.Connection, role: str, password: str, sch
         if not conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
             conn.execute(sql.SQL("create role {} login").format(role_id))
         verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-        conn.execute(sql.SQL("alter role {} with login nosuperuser nocreatedb nocreaterole password {}").format(
-            role_id, sql.Literal(verifier)))
+        conn.execute(
+            sql.SQL("alter role {} with login nosuperuser nocreatedb nocreaterole password {}").format(
+                role_id, sql.Literal(verifier)
+            )
+        )
         conn.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(conn.info.dbname), role_id))
         for schema in schemas:
             schema_id = sql.Identifier(schema)
@@ -29,8 +32,12 @@ def ensure_readonly_role(conn: psycopg.Connection, role: str, password: str, sch
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(schema_id, role_id))
             conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(schema_id, role_id))
             # Tables dbt creates later, as the loader's own role, are readable too.
-            conn.execute(sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(
-                schema_id, role_id))
+            conn.execute(
+                sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(schema_id, role_id)
+            )
         # Dashboards name marts and hourly views without a schema.
-        conn.execute(sql.SQL("alter role {} set search_path to {}").format(
-            role_id, sql.SQL(", ").join(map(sql.Identifier, schemas))))
+        conn.execute(
+            sql.SQL("alter role {} set search_path to {}").format(
+                role_id, sql.SQL(", ").join(map(sql.Identifier, schemas))
+            )
+        )

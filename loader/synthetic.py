@@ -10,9 +10,10 @@ import hashlib
 import random
 import string
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from loader.graph_source import DirectoryEntry
 
@@ -30,13 +31,58 @@ IMAGES = [
     ("ghcr.io/example-univ/courses/cs101-notebook", ["fall2026", "latest"], False),
 ]
 FIRST_NAMES = [
-    "Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gabriel", "Hana", "Ivan", "Jia", "Kofi", "Lena", "Mateo",
-    "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wei", "Ximena", "Yusuf", "Zoë",
-    "José", "Siobhán", "Łukasz", "Ngozi",
+    "Ana",
+    "Ben",
+    "Chen",
+    "Dana",
+    "Eli",
+    "Fatima",
+    "Gabriel",
+    "Hana",
+    "Ivan",
+    "Jia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wei",
+    "Ximena",
+    "Yusuf",
+    "Zoë",
+    "José",
+    "Siobhán",
+    "Łukasz",
+    "Ngozi",
 ]
 LAST_NAMES = [
-    "Garcia", "Smith", "Nguyen", "Okafor", "Kowalski", "Müller", "Patel", "Kim", "O'Brien", "Rossi", "Silva",
-    "Haddad", "Tanaka", "Johansson", "Novak", "Mensah", "Ivanova", "Dubois", "López", "Chen",
+    "Garcia",
+    "Smith",
+    "Nguyen",
+    "Okafor",
+    "Kowalski",
+    "Müller",
+    "Patel",
+    "Kim",
+    "O'Brien",
+    "Rossi",
+    "Silva",
+    "Haddad",
+    "Tanaka",
+    "Johansson",
+    "Novak",
+    "Mensah",
+    "Ivanova",
+    "Dubois",
+    "López",
+    "Chen",
 ]
 EMAIL_DOMAIN = "example.edu"
 
@@ -137,7 +183,11 @@ def make_pods(users: list[SyntheticUser], start: datetime, end: datetime, rng: r
                 image_name, versions, _ = IMAGES[candidates[0] if rng.random() < 0.7 else rng.choice(candidates)]
                 # Newer versions appear half-way through the period.
                 version = versions[-1] if begin >= start + (end - start) / 2 else versions[0]
-                server_name = rng.choice(["gpu-lab", "thesis", "course"]) if user.uses_named_servers and rng.random() < 0.5 else ""
+                server_name = (
+                    rng.choice(["gpu-lab", "thesis", "course"])
+                    if user.uses_named_servers and rng.random() < 0.5
+                    else ""
+                )
                 node = rng.choice(GPU_NODES if gpu else CPU_NODES)
                 segments = [(begin, finish)]
                 if rng.random() < 0.08 and finish - begin > timedelta(minutes=40):
@@ -167,7 +217,7 @@ def _without_overlaps(pods: list[SyntheticPod]) -> list[SyntheticPod]:
     busy_until: dict[str, datetime] = {}
     kept = []
     for pod in pods:
-        if busy_until.get(pod.pod_name, datetime.min.replace(tzinfo=timezone.utc)) >= pod.created_at:
+        if busy_until.get(pod.pod_name, datetime.min.replace(tzinfo=UTC)) >= pod.created_at:
             continue
         busy_until[pod.pod_name] = pod.ends_at
         kept.append(pod)
@@ -175,7 +225,7 @@ def _without_overlaps(pods: list[SyntheticPod]) -> list[SyntheticPod]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod_document(pod: SyntheticPod) -> dict[str, Any]:
@@ -266,12 +316,24 @@ def synthetic_users(users: int, seed: int) -> list[SyntheticUser]:
 
 
 DEPARTMENTS = [
-    "Siebel School Comp & Data Sci", "Physics", "Chemistry", "Electrical & Computer Eng", "Mathematics",
-    "Statistics", "Molecular & Cellular Biology", "Economics", "Civil & Environmental Eng",
+    "Siebel School Comp & Data Sci",
+    "Physics",
+    "Chemistry",
+    "Electrical & Computer Eng",
+    "Mathematics",
+    "Statistics",
+    "Molecular & Cellular Biology",
+    "Economics",
+    "Civil & Environmental Eng",
 ]
 JOB_TITLES = [
-    "GRAD RESEARCH ASST", "GRAD TEACHING ASST", "PROFESSOR", "ASST PROFESSOR", "POSTDOC RES ASSOC",
-    "UNDERGRAD STUDENT", "RESEARCH SCIENTIST",
+    "GRAD RESEARCH ASST",
+    "GRAD TEACHING ASST",
+    "PROFESSOR",
+    "ASST PROFESSOR",
+    "POSTDOC RES ASSOC",
+    "UNDERGRAD STUDENT",
+    "RESEARCH SCIENTIST",
 ]
 
 

@@ -25,7 +25,9 @@ class GraphApiStub(LocalHttpStub):
     def __init__(self, users: list[dict]):
         self.users = users
         self.refused: set[str] = set()  # principal names Graph answers 403 for (the sync records them as errors)
-        self.faults: list[object] = []  # per batch request: an HTTP status, ("retry", status, seconds), "malformed", "item429"
+        self.faults: list[
+            object
+        ] = []  # per batch request: an HTTP status, ("retry", status, seconds), "malformed", "item429"
         self.batches: list[list[str]] = []
         self.authorization: list[str] = []
         stub = self
@@ -45,9 +47,13 @@ class GraphApiStub(LocalHttpStub):
                 stub.batches.append([item["url"] for item in requests])
                 fault = stub.faults.pop(0) if stub.faults else None
                 if isinstance(fault, tuple) and fault[0] == "retry":
-                    return send_json(self, fault[1], {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(fault[2])})
+                    return send_json(
+                        self, fault[1], {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(fault[2])}
+                    )
                 if isinstance(fault, int):
-                    return send_json(self, fault, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})
+                    return send_json(
+                        self, fault, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}
+                    )
                 if fault == "malformed":
                     data = b"<html>gateway error</html>"
                     self.send_response(200)
@@ -58,8 +64,12 @@ class GraphApiStub(LocalHttpStub):
                     return None
                 responses = [stub.answer(item) for item in requests]
                 if fault == "item429":
-                    responses[0] = {"id": requests[0]["id"], "status": 429, "headers": {"Retry-After": "3"},
-                                    "body": {"error": {"code": "TooManyRequests"}}}
+                    responses[0] = {
+                        "id": requests[0]["id"],
+                        "status": 429,
+                        "headers": {"Retry-After": "3"},
+                        "body": {"error": {"code": "TooManyRequests"}},
+                    }
                 return send_json(self, 200, {"responses": responses})
 
         self.start_server(Handler)
@@ -79,6 +89,9 @@ class GraphApiStub(LocalHttpStub):
         match = re.fullmatch(r"mail eq '(.*)'", mail_filter)
         if url.path == "/users" and match:
             mail = match.group(1).replace("''", "'").lower()
-            return {"id": item["id"], "status": 200, "body": {"value": [u for u in self.users if u["mail"].lower() == mail]}}
+            return {
+                "id": item["id"],
+                "status": 200,
+                "body": {"value": [u for u in self.users if u["mail"].lower() == mail]},
+            }
         return {"id": item["id"], "status": 400, "body": {"error": {"code": "BadRequest"}}}
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +29,9 @@ class LocalHttpStub:
         self.server.server_close()
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+def send_json(
+    handler: BaseHTTPRequestHandler, status: int, body: object, headers: dict[str, str] | None = None
+) -> None:
     data = json.dumps(body).encode()
     handler.send_response(status)
     for key, value in (headers or {}).items():
@@ -36,7 +39,5 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, header
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
-    try:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (the timeout tests)
         handler.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the client gave up (the timeout tests)

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from stand_ins.http import LocalHttpStub, send_json
 from loader.pods import is_running, matches_selector
+from stand_ins.http import LocalHttpStub, send_json
 
 
 def _namespace(pod: object) -> object:
@@ -39,7 +39,9 @@ class KubeApiStub(LocalHttpStub):
                     time.sleep(1.0)
                     return send_json(self, 500, {"kind": "Status", "message": "late"})
                 if isinstance(fault, int):
-                    return send_json(self, fault, {"kind": "Status", "apiVersion": "v1", "code": fault, "message": "scripted"})
+                    return send_json(
+                        self, fault, {"kind": "Status", "apiVersion": "v1", "code": fault, "message": "scripted"}
+                    )
                 parts = url.path.strip("/").split("/")
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
                     return send_json(self, 404, {"kind": "Status", "code": 404})

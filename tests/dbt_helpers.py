@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Iterable
 
 import psycopg
+from psycopg import sql
 
 from loader.config import Settings
 from loader.dbt_runner import run_dbt
 from loader.pods import Observation
 from loader.raw_store import OBSERVATION_COLUMNS, RunRecord, record_collection
-from psycopg import sql
 
 
 def dbt(settings: Settings, *args: str) -> None:
@@ -53,19 +53,21 @@ def observation(
 
 def load_batch(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> int:
     rows = list(observations)
-    run = RunRecord(kind="collect", started_at=datetime.now(timezone.utc), cluster="test", pods_listed=len(rows))
+    run = RunRecord(kind="collect", started_at=datetime.now(UTC), cluster="test", pods_listed=len(rows))
     return record_collection(conn, settings.raw_schema, run, rows)
-
-
 
 
 def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> None:
     """What a writer other than the loader does (the predecessor's collector, a psql \\copy backfill):
     a plain COPY into the raw table, no collector_run_id, in a transaction of its own."""
     columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
-    with conn.transaction():
-        with conn.cursor().copy(
-            sql.SQL("copy {}.container_observations ({}) from stdin").format(sql.Identifier(settings.raw_schema), columns)
-        ) as copy:
-            for row in observations:
-                copy.write_row([getattr(row, name) for name in OBSERVATION_COLUMNS])
+    with (
+        conn.transaction(),
+        conn.cursor().copy(
+            sql.SQL("copy {}.container_observations ({}) from stdin").format(
+                sql.Identifier(settings.raw_schema), columns
+            )
+        ) as copy,
+    ):
+        for row in observations:
+            copy.write_row([getattr(row, name) for name in OBSERVATION_COLUMNS])

@@ -35,7 +35,9 @@ def expand(
     for name, value in (variables or {}).items():
         sql = sql.replace(f"${{{name}:sqlstring}}", sqlstring(value))
     sql = sql.replace("$__interval", interval)
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m.group(1)} BETWEEN {literal(start)} AND {literal(end)}", sql)
+    sql = re.sub(
+        r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m.group(1)} BETWEEN {literal(start)} AND {literal(end)}", sql
+    )
     sql = sql.replace("$__timeFrom()", literal(start)).replace("$__timeTo()", literal(end))
 
     def group(match: re.Match, alias: bool) -> str:

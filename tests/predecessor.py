@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -22,15 +22,26 @@ def create_predecessor(conn: psycopg.Connection, schema: str = "public") -> None
 
 
 def predecessor_rows(count: int = 60) -> list[tuple]:
-    start = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
     rows = []
     for index in range(count):
         user = f"user{index % 3}@example.edu"
-        moment = start + timedelta(minutes=5 * (index // 3)) + (timedelta(hours=3) if index >= count // 2 else timedelta())
+        moment = (
+            start + timedelta(minutes=5 * (index // 3)) + (timedelta(hours=3) if index >= count // 2 else timedelta())
+        )
         node = "cpu-node-1" if index % 3 else "gpu-node-1"
         rows.append(
-            (moment, user, user.split("@")[0], node, "quay.io/jupyter/scipy-notebook:2024-03-01",
-             "scipy-notebook", "2024-03-01", 300 * (index // 3), f"jupyter-user{index % 3}")
+            (
+                moment,
+                user,
+                user.split("@")[0],
+                node,
+                "quay.io/jupyter/scipy-notebook:2024-03-01",
+                "scipy-notebook",
+                "2024-03-01",
+                300 * (index // 3),
+                f"jupyter-user{index % 3}",
+            )
         )
     return rows
 
@@ -39,7 +50,7 @@ def insert_predecessor_rows(conn: psycopg.Connection, rows: list[tuple], schema:
     with conn.transaction():
         with conn.cursor().copy(
             sql.SQL(
-                "copy {}.container_observations (\"timestamp\", user_email, user_name, node_name, container_image,"
+                'copy {}.container_observations ("timestamp", user_email, user_name, node_name, container_image,'
                 " container_base, container_version, age_seconds, pod_name) from stdin"
             ).format(sql.Identifier(schema))
         ) as copy:
@@ -49,7 +60,7 @@ def insert_predecessor_rows(conn: psycopg.Connection, rows: list[tuple], schema:
             sql.SQL(
                 "insert into {}.users (email, user_id, full_name, department, job_title, first_seen, last_seen)"
                 " select 'user0@example.edu', 'user0', 'User Zero', 'Fellowships', 'GRAD TEACHING ASST, Physics',"
-                " min(\"timestamp\"), max(\"timestamp\") from {}.container_observations"
+                ' min("timestamp"), max("timestamp") from {}.container_observations'
                 " where user_email = 'user0@example.edu'"
             ).format(sql.Identifier(schema), sql.Identifier(schema))
         )

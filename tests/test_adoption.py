@@ -8,7 +8,7 @@ import csv
 import json
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -18,15 +18,15 @@ from typer.testing import CliRunner
 from loader.cli import app
 from loader.config import PROJECT_ROOT
 from loader.roles import ensure_readonly_role
-from tests.conftest import settings_for
 from stand_ins.graph import GraphApiStub, graph_user
+from tests.conftest import settings_for
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
 from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel
 
 pytestmark = pytest.mark.dbt
 
-NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 PREDECESSOR_COLUMNS = (
     '"timestamp", user_email, user_name, node_name, container_image, container_base, container_version,'
     " age_seconds, pod_name"
@@ -48,8 +48,7 @@ def fingerprint(conn, *, adopted: bool = True) -> dict[str, object]:
     """What adoption must leave exactly as it was: the predecessor's rows and object definitions."""
     rows = conn.execute(
         f"select count(*), md5(string_agg(row({PREDECESSOR_COLUMNS})::text, ',' order by user_email, pod_name,"
-        " \"timestamp\")) from public.container_observations"
-        + (" where collector_run_id is null" if adopted else "")
+        ' "timestamp")) from public.container_observations' + (" where collector_run_id is null" if adopted else "")
     ).fetchone()
     definitions = conn.execute(
         "select c.relname, pg_get_viewdef(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
@@ -84,8 +83,11 @@ def adopted(module_database, tmp_path_factory):
     environment = {**module_database.environment(), "RAW_SCHEMA": "public", "ACCESS_TOKEN": "token"}
     pods = [
         # user0 of the predecessor, still using the hub; and someone new.
-        pod(KUBESPAWNER_7_POD, metadata__name="jupyter-user0",
-            metadata__annotations={"hub.jupyter.org/username": "user0@example.edu"}),
+        pod(
+            KUBESPAWNER_7_POD,
+            metadata__name="jupyter-user0",
+            metadata__annotations={"hub.jupyter.org/username": "user0@example.edu"},
+        ),
         pod(KUBESPAWNER_7_POD),
     ]
     (folder / "pods.json").write_text(json.dumps(pod_list(*pods)))
@@ -100,8 +102,12 @@ def adopted(module_database, tmp_path_factory):
     run("db", "migrate")
     for minutes in (10, 5, 0):
         run("collect", "--from-file", str(folder / "pods.json"), "--at", (NOW - timedelta(minutes=minutes)).isoformat())
-    with GraphApiStub([graph_user("user0@example.edu", "User Zero", "Fellowships", "GRAD TEACHING ASST, Physics"),
-                       graph_user("jane.doe@example.edu", "Jane Doe", "Siebel School Comp & Data Sci", "STUDENT")]) as stub:
+    with GraphApiStub(
+        [
+            graph_user("user0@example.edu", "User Zero", "Fellowships", "GRAD TEACHING ASST, Physics"),
+            graph_user("jane.doe@example.edu", "Jane Doe", "Siebel School Comp & Data Sci", "STUDENT"),
+        ]
+    ) as stub:
         stub.refused.add("user2@example.edu")
         environment["GRAPH_BASE_URL"] = stub.url
         run("users", "sync")
@@ -110,8 +116,12 @@ def adopted(module_database, tmp_path_factory):
     run("export", "usage", "--out", str(folder / "usage.csv"))
     run("export", "departments", "--out", str(folder / "departments.csv"))
     return {
-        "settings": settings, "database": module_database, "folder": folder, "before": before,
-        "sessions_before": sessions_before, "outputs": outputs,
+        "settings": settings,
+        "database": module_database,
+        "folder": folder,
+        "before": before,
+        "sessions_before": sessions_before,
+        "outputs": outputs,
     }
 
 
@@ -164,9 +174,11 @@ def test_marts_read_every_old_and_new_row(adopted, db):
     assert observations == len(predecessor_rows()) + 6
     counted = db.execute("select sum(observation_count) from analytics.user_sessions").fetchone()[0]
     assert counted == observations
-    names = dict(db.execute(
-        "select user_email, user_name from analytics.user_sessions where cluster is null and namespace = 'jhub'"
-    ).fetchall())
+    names = dict(
+        db.execute(
+            "select user_email, user_name from analytics.user_sessions where cluster is null and namespace = 'jhub'"
+        ).fetchall()
+    )
     assert names == {"user0@example.edu": "Jane Doe", "jane.doe@example.edu": "Jane Doe"}  # GIT_AUTHOR_NAME
 
 
@@ -174,7 +186,11 @@ def test_both_exports_have_every_user(adopted):
     with open(adopted["folder"] / "usage.csv", newline="", encoding="utf-8") as handle:
         usage = list(csv.DictReader(handle))
     assert sorted(row["email"] for row in usage) == [
-        "jane.doe@example.edu", "user0@example.edu", "user1@example.edu", "user2@example.edu"]
+        "jane.doe@example.edu",
+        "user0@example.edu",
+        "user1@example.edu",
+        "user2@example.edu",
+    ]
     assert (adopted["folder"] / "departments.csv").read_text(encoding="utf-8").startswith("month,")
 
 
@@ -185,13 +201,15 @@ def test_every_dashboard_panel_works_on_the_adopted_database(adopted, db):
     try:
         with psycopg.connect(autocommit=True, **params) as reader:
             example_user = reader.execute(
-                "select user_email from user_session_stats order by total_hours desc limit 1").fetchone()[0]
+                "select user_email from user_session_stats order by total_hours desc limit 1"
+            ).fetchone()[0]
             variables = {"user": example_user, **all_scope_values(reader)}
             checked = 0
             for path in sorted(DASHBOARD_DIR.glob("*.json")):
                 for item in json.loads(path.read_text())["panels"]:
-                    check_panel(reader, item, variables, start=datetime(2024, 1, 1, tzinfo=timezone.utc),
-                                end=NOW + timedelta(hours=1))
+                    check_panel(
+                        reader, item, variables, start=datetime(2024, 1, 1, tzinfo=UTC), end=NOW + timedelta(hours=1)
+                    )
                     checked += 1
             assert checked >= 27
     finally:
@@ -209,8 +227,11 @@ def test_migrate_as_a_database_owner_who_is_not_a_superuser(admin_database, tmp_
         database = replace(admin_database, name=name, user=owner, password="owner-password")
         (tmp_path / "pods.json").write_text(json.dumps(pod_list(KUBESPAWNER_7_POD)))
         environment = database.environment()
-        for args in (["db", "migrate"], ["db", "migrate"],
-                     ["collect", "--from-file", str(tmp_path / "pods.json"), "--at", NOW.isoformat()]):
+        for args in (
+            ["db", "migrate"],
+            ["db", "migrate"],
+            ["collect", "--from-file", str(tmp_path / "pods.json"), "--at", NOW.isoformat()],
+        ):
             result = CliRunner().invoke(app, args, env=environment)
             assert result.exit_code == 0, result.output
         with psycopg.connect(**database.connect_kwargs()) as conn:

@@ -19,8 +19,14 @@ KUBERNETES_VERSION = "1.30.0"
 GRAPH = ["--set", "graph.tenantId=t", "--set", "graph.clientId=c", "--set", "graph.clientSecret=s3cr3t"]
 CONFIGURATIONS = {
     "default": [],
-    "external-database": ["--set", "database.external.enabled=true", "--set", "database.external.host=db.example.edu",
-                          "--set", "database.existingSecret=jhm-db"],
+    "external-database": [
+        "--set",
+        "database.external.enabled=true",
+        "--set",
+        "database.external.host=db.example.edu",
+        "--set",
+        "database.existingSecret=jhm-db",
+    ],
     "namespaces": ["--set", "collector.namespaces={jhub,teaching}"],
     "grafana-bundled": ["--set", "grafana.bundled.enabled=true"],
     "users-sync": GRAPH,
@@ -64,16 +70,22 @@ def pod_specs(documents: list[dict]):
 def test_rbac_is_exactly_get_and_list_pods():
     everywhere = render()
     assert [role["rules"] for role in by_kind(everywhere, "ClusterRole")] == [
-        [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]]
+        [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    ]
     assert not by_kind(everywhere, "Role")
     some = render(*CONFIGURATIONS["namespaces"])
     assert not by_kind(some, "ClusterRole") and not by_kind(some, "ClusterRoleBinding")
     roles = by_kind(some, "Role")
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["jhub", "teaching"]
-    assert all(role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}] for role in roles)
+    assert all(
+        role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}] for role in roles
+    )
     bindings = by_kind(some, "RoleBinding")
-    assert all(binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub-metrics-jupyterhub-metrics",
-                                        "namespace": "metrics"}] for binding in bindings)
+    assert all(
+        binding["subjects"]
+        == [{"kind": "ServiceAccount", "name": "hub-metrics-jupyterhub-metrics", "namespace": "metrics"}]
+        for binding in bindings
+    )
 
 
 def test_pods_run_locked_down():
@@ -109,8 +121,12 @@ def test_users_sync_only_with_graph_credentials():
 def test_external_database_deploys_no_database():
     documents = render(*CONFIGURATIONS["external-database"])
     assert not by_kind(documents, "StatefulSet")
-    assert "DB_PASSWORD" not in next(s for s in by_kind(documents, "Secret")
-                                     if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")["stringData"]
+    assert (
+        "DB_PASSWORD"
+        not in next(
+            s for s in by_kind(documents, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics"
+        )["stringData"]
+    )
     job = by_kind(documents, "Job")[0]
     env = {item["name"]: item for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DB_HOST"]["value"] == "db.example.edu"
@@ -131,20 +147,29 @@ def test_dashboards_come_from_grafana_dashboards_and_passwords_agree():
     documents = render(*CONFIGURATIONS["grafana-bundled"])
     configmap = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-dashboards"))
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-    shipped = {path.name: json.loads(path.read_text()) for path in (PROJECT_ROOT / "grafana" / "dashboards").glob("*.json")}
+    shipped = {
+        path.name: json.loads(path.read_text()) for path in (PROJECT_ROOT / "grafana" / "dashboards").glob("*.json")
+    }
     assert {name: json.loads(text) for name, text in configmap["data"].items()} == shipped
     secret = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")
     datasource = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"].endswith("-grafana-datasource"))
     provisioned = yaml.safe_load(next(iter(datasource["stringData"].values())))["datasources"][0]
     assert provisioned["uid"] == "jupyterhub-metrics"
     assert provisioned["secureJsonData"]["password"] == secret["stringData"]["READONLY_DB_PASSWORD"]
-    assert by_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith("grafana/")
+    assert by_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+        "grafana/"
+    )
 
 
 @pytest.mark.parametrize(
     "wrong",
-    [["--set", "collector.schedule=5"], ["--set", "collector.namespaces=jhub"], ["--set", "database.external.port=x"],
-     ["--set", "grafana.bundled.enabled=yes"], ["--set", "unknownKey=1"]],
+    [
+        ["--set", "collector.schedule=5"],
+        ["--set", "collector.namespaces=jhub"],
+        ["--set", "database.external.port=x"],
+        ["--set", "grafana.bundled.enabled=yes"],
+        ["--set", "unknownKey=1"],
+    ],
 )
 def test_schema_rejects_wrong_types(wrong):
     result = helm("template", "x", str(CHART), *wrong, check=False)

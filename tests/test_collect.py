@@ -43,8 +43,12 @@ def run_cli(database: DatabaseSettings, monkeypatch, *args):
 
 
 def test_collect_from_file_records_rows_and_run(migrated, conn, tmp_path):
-    anonymous = pod(KUBESPAWNER_6_POD, metadata__name="jupyter-x", metadata__annotations=None,
-                    metadata__labels={"component": "singleuser-server"})
+    anonymous = pod(
+        KUBESPAWNER_6_POD,
+        metadata__name="jupyter-x",
+        metadata__annotations=None,
+        metadata__labels={"component": "singleuser-server"},
+    )
     anonymous["spec"]["containers"][0]["env"] = []
     unscheduled = pod(metadata__name="jupyter-unscheduled", spec__nodeName=None)
     hub = pod(metadata__name="hub-1", metadata__labels={"component": "hub"})
@@ -58,17 +62,38 @@ def test_collect_from_file_records_rows_and_run(migrated, conn, tmp_path):
     assert result.skip_reasons == {"no_identity": 1, "no_node": 1}
     rows = conn.execute(
         "select user_email, pod_name, node_name, container_base, container_version, gpu_count, cluster,"
-        " server_name, collector_run_id, \"timestamp\" from raw.container_observations order by 1"
+        ' server_name, collector_run_id, "timestamp" from raw.container_observations order by 1'
     ).fetchall()
     assert rows == [
-        ("bob.smith@example.edu", "jupyter-bob-2esmith", "cpu-standard-03", "scipy-notebook", "latest", 0, "campus", "",
-         result.run_id, at),
-        ("jane.doe@example.edu", "jupyter-jane-doe---2f1a9c3e--thesis", "gpu-a100-01", "pytorch-notebook",
-         "2.5-cuda12", 2, "campus", "thesis", result.run_id, at),
+        (
+            "bob.smith@example.edu",
+            "jupyter-bob-2esmith",
+            "cpu-standard-03",
+            "scipy-notebook",
+            "latest",
+            0,
+            "campus",
+            "",
+            result.run_id,
+            at,
+        ),
+        (
+            "jane.doe@example.edu",
+            "jupyter-jane-doe---2f1a9c3e--thesis",
+            "gpu-a100-01",
+            "pytorch-notebook",
+            "2.5-cuda12",
+            2,
+            "campus",
+            "thesis",
+            result.run_id,
+            at,
+        ),
     ]
     run = conn.execute(
         "select kind, status, pods_listed, rows_recorded, pods_skipped, skip_reasons, cluster, observed_at"
-        " from raw.collector_runs where id = %s", (result.run_id,)
+        " from raw.collector_runs where id = %s",
+        (result.run_id,),
     ).fetchone()
     assert run == ("collect", "succeeded", 4, 2, 2, {"no_identity": 1, "no_node": 1}, "campus", at)
 
@@ -86,10 +111,14 @@ def test_replaying_the_same_file_at_the_same_time_adds_no_rows(migrated, databas
 
 def test_collect_through_the_kubernetes_api(migrated, database, conn, tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with KubeApiStub([KUBESPAWNER_7_POD, KUBESPAWNER_6_POD, pod(metadata__name="other", metadata__namespace="x")]) as stub:
+    with KubeApiStub(
+        [KUBESPAWNER_7_POD, KUBESPAWNER_6_POD, pod(metadata__name="other", metadata__namespace="x")]
+    ) as stub:
         monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
         stub.faults = [500]
-        result = run_cli(database, monkeypatch, "collect", "--namespace", "jhub", "--cluster", "c1", "--email-domain", "example.edu")
+        result = run_cli(
+            database, monkeypatch, "collect", "--namespace", "jhub", "--cluster", "c1", "--email-domain", "example.edu"
+        )
     assert result.exit_code == 0, result.output
     assert count(conn) == 2
     assert [path for path, _ in stub.requests] == ["/api/v1/namespaces/jhub/pods"] * 2
@@ -111,7 +140,9 @@ def test_forbidden_api_records_a_failed_run_and_no_rows(migrated, database, conn
 def test_database_failure_mid_write_leaves_no_rows_and_a_failed_run(migrated, conn, tmp_path):
     # A row the database refuses (here a constraint an admin added) fails the write after COPY has already
     # sent the good rows: none of them may stay.
-    conn.execute("alter table raw.container_observations add constraint no_retired_nodes check (node_name <> 'retired-1')")
+    conn.execute(
+        "alter table raw.container_observations add constraint no_retired_nodes check (node_name <> 'retired-1')"
+    )
     conn.commit()
     retired = pod(metadata__name="jupyter-retired", spec__nodeName="retired-1")
     path = write_pods(tmp_path, KUBESPAWNER_7_POD, retired)
@@ -168,8 +199,15 @@ def test_bad_at_and_user_from_are_clear(migrated, database, tmp_path, monkeypatc
 
 def test_user_from_env_first(migrated, database, conn, tmp_path, monkeypatch):
     path = write_pods(tmp_path, KUBESPAWNER_7_POD)
-    result = run_cli(database, monkeypatch, "collect", "--from-file", str(path),
-                     "--user-from", "env:GIT_AUTHOR_EMAIL,annotation:hub.jupyter.org/username")
+    result = run_cli(
+        database,
+        monkeypatch,
+        "collect",
+        "--from-file",
+        str(path),
+        "--user-from",
+        "env:GIT_AUTHOR_EMAIL,annotation:hub.jupyter.org/username",
+    )
     assert result.exit_code == 0, result.output
     assert conn.execute("select user_email from raw.container_observations").fetchone()[0] == "jdoe@cs.example.edu"
 
@@ -179,13 +217,15 @@ def test_two_hubs_with_the_same_user_and_pod_name_are_both_stored(migrated, conn
     listed_twice = pod(KUBESPAWNER_7_POD)
     path = write_pods(tmp_path, KUBESPAWNER_7_POD, staging, listed_twice)
     for at in ("2026-11-02T10:00:00+00:00", "2026-11-02T10:05:00+00:00"):
-        result = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(at))
+        result = collect(
+            migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(at)
+        )
         # Both hubs' pods at every collection; the same pod listed twice is one observation.
         assert result.rows_recorded == 2 and result.skip_reasons == {"duplicate_pod": 1}
     assert count(conn) + count(conn, "container_observations_overflow") == 4
     assert conn.execute(
-        "select namespace, count(*) from raw.container_observations_overflow group by 1").fetchall() == [
-        ("jhub-staging", 2)]
+        "select namespace, count(*) from raw.container_observations_overflow group by 1"
+    ).fetchall() == [("jhub-staging", 2)]
     # A replay stores nothing again, in either table.
     again = collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
     assert (again.rows_recorded, again.rows_already_recorded) == (0, 2)
@@ -194,21 +234,33 @@ def test_two_hubs_with_the_same_user_and_pod_name_are_both_stored(migrated, conn
 def test_collection_keeps_users_seen_and_hub_username_current(migrated, conn, tmp_path):
     conn.execute(
         "insert into raw.users (email, user_id, first_seen, last_seen)"
-        " values ('jane.doe@example.edu', 'old-id', '2024-01-01T00:00:00Z', '2024-06-01T00:00:00Z')")
+        " values ('jane.doe@example.edu', 'old-id', '2024-01-01T00:00:00Z', '2024-06-01T00:00:00Z')"
+    )
     conn.commit()
     newcomer = pod(metadata__name="jupyter-sam", metadata__annotations={"hub.jupyter.org/username": "sam@example.edu"})
     path = write_pods(tmp_path, KUBESPAWNER_7_POD, newcomer)
     for at in (AT, "2026-11-02T10:05:00+00:00"):
         collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(at))
     rows = conn.execute(
-        "select email, user_id, first_seen, last_seen, directory_status from raw.users order by email").fetchall()
+        "select email, user_id, first_seen, last_seen, directory_status from raw.users order by email"
+    ).fetchall()
     assert rows == [
         # A known user's first_seen never moves; last_seen follows the newest observation.
-        ("jane.doe@example.edu", "Jane.Doe@Example.edu", datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
-         datetime.fromisoformat("2026-11-02T10:05:00+00:00"), None),
+        (
+            "jane.doe@example.edu",
+            "Jane.Doe@Example.edu",
+            datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+            datetime.fromisoformat("2026-11-02T10:05:00+00:00"),
+            None,
+        ),
         # A new user's first_seen is its first observation.
-        ("sam@example.edu", "sam@example.edu", datetime.fromisoformat(AT),
-         datetime.fromisoformat("2026-11-02T10:05:00+00:00"), None),
+        (
+            "sam@example.edu",
+            "sam@example.edu",
+            datetime.fromisoformat(AT),
+            datetime.fromisoformat("2026-11-02T10:05:00+00:00"),
+            None,
+        ),
     ]
 
 
@@ -218,7 +270,9 @@ def test_strange_strings_are_stored_verbatim(migrated, conn, tmp_path):
     path = write_pods(tmp_path, tricky)
     collect(migrated, pods_from_file(path, migrated.collect.selector), observed_at=datetime.fromisoformat(AT))
     assert conn.execute("select user_email, server_name from raw.container_observations").fetchone() == (
-        name.lower(), "señor\\ 🚀")
+        name.lower(),
+        "señor\\ 🚀",
+    )
     assert conn.execute("select email, user_id from raw.users").fetchall() == [(name.lower(), name)]
 
 
@@ -226,7 +280,10 @@ def test_cli_runs_as_a_module_and_console_script():
     import subprocess
     import sys
 
-    for command in ([sys.executable, "-m", "loader", "--help"], [str(PROJECT_ROOT / ".venv" / "bin" / "jupyterhub-metrics"), "--help"]):
+    for command in (
+        [sys.executable, "-m", "loader", "--help"],
+        [str(PROJECT_ROOT / ".venv" / "bin" / "jupyterhub-metrics"), "--help"],
+    ):
         if not command[0].endswith("python") and not (PROJECT_ROOT / ".venv" / "bin" / "jupyterhub-metrics").exists():
             continue
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -235,6 +292,7 @@ def test_cli_runs_as_a_module_and_console_script():
 
 def test_unexpected_database_errors_are_one_line(migrated, database, monkeypatch):
     """Exports read the marts: a role that may not read them gets one line, not a traceback."""
+
     def refuse(*args, **kwargs):
         raise psycopg.errors.InsufficientPrivilege("permission denied for schema analytics")
 
@@ -243,7 +301,8 @@ def test_unexpected_database_errors_are_one_line(migrated, database, monkeypatch
     assert result.exit_code == 1
     assert result.output.strip() == (
         "Error: the database refused the command (permission denied for schema analytics); "
-        "check the database and run again")
+        "check the database and run again"
+    )
 
 
 def malformed_pods():
@@ -254,12 +313,16 @@ def malformed_pods():
     del nameless_container["spec"]["containers"][0]["name"]
     nameless_container["spec"]["containers"][0]["image"] = 42
     bad_time = pod(metadata__name="jupyter-bad-time", metadata__creationTimestamp="yesterday")
-    nul_server = pod(metadata__name="jupyter-nul", metadata__annotations={
-        "hub.jupyter.org/username": "nul@example.edu", "hub.jupyter.org/servername": "a\u0000b"})
+    nul_server = pod(
+        metadata__name="jupyter-nul",
+        metadata__annotations={"hub.jupyter.org/username": "nul@example.edu", "hub.jupyter.org/servername": "a\u0000b"},
+    )
     return [no_containers, nameless_container, bad_time, nul_server]
 
 
-def test_api_path_stores_good_pods_beside_malformed_ones_over_two_pages(migrated, database, conn, tmp_path, monkeypatch):
+def test_api_path_stores_good_pods_beside_malformed_ones_over_two_pages(
+    migrated, database, conn, tmp_path, monkeypatch
+):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setattr("loader.kubernetes_source.PAGE_SIZE", 3)
     good = [KUBESPAWNER_7_POD, pod(KUBESPAWNER_6_POD)]
@@ -269,9 +332,11 @@ def test_api_path_stores_good_pods_beside_malformed_ones_over_two_pages(migrated
     assert result.exit_code == 0, result.output
     assert len(stub.requests) == 2  # two pages
     assert sorted(row[0] for row in conn.execute("select pod_name from raw.container_observations")) == sorted(
-        p["metadata"]["name"] for p in good)
-    assert conn.execute("select status, pods_listed, rows_recorded, skip_reasons from raw.collector_runs").fetchall() == [
-        ("succeeded", 6, 2, {"malformed": 4})]
+        p["metadata"]["name"] for p in good
+    )
+    assert conn.execute(
+        "select status, pods_listed, rows_recorded, skip_reasons from raw.collector_runs"
+    ).fetchall() == [("succeeded", 6, 2, {"malformed": 4})]
 
 
 def test_unreadable_pod_list_leaves_a_failed_run_record_and_one_line(migrated, database, conn, tmp_path, monkeypatch):
@@ -283,8 +348,15 @@ def test_unreadable_pod_list_leaves_a_failed_run_record_and_one_line(migrated, d
     assert conn.execute("select status, error is not null from raw.collector_runs").fetchall() == [("failed", True)]
 
 
-@pytest.mark.parametrize(("at", "accepted"), [("1999-12-31T23:59:00+00:00", False), ("2100-01-01", False),
-                                              ("0001-01-01", False), ("2026-11-02T10:00:00+00:00", True)])
+@pytest.mark.parametrize(
+    ("at", "accepted"),
+    [
+        ("1999-12-31T23:59:00+00:00", False),
+        ("2100-01-01", False),
+        ("0001-01-01", False),
+        ("2026-11-02T10:00:00+00:00", True),
+    ],
+)
 def test_at_outside_a_sane_window_is_refused_in_one_line(migrated, database, tmp_path, monkeypatch, at, accepted):
     path = write_pods(tmp_path, KUBESPAWNER_7_POD)
     result = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", at)
@@ -294,7 +366,8 @@ def test_at_outside_a_sane_window_is_refused_in_one_line(migrated, database, tmp
 
 
 def test_unexpected_failure_is_one_line_with_a_run_record_and_debug_shows_the_traceback(
-        migrated, database, conn, tmp_path, monkeypatch):
+    migrated, database, conn, tmp_path, monkeypatch
+):
     def explode(*args, **kwargs):
         raise ZeroDivisionError("a bug in a new code path")
 
@@ -304,7 +377,11 @@ def test_unexpected_failure_is_one_line_with_a_run_record_and_debug_shows_the_tr
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and "ZeroDivisionError" in result.output
     assert conn.execute("select status, error from raw.collector_runs").fetchall() == [
-        ("failed", "collection failed unexpectedly (ZeroDivisionError: a bug in a new code path); "
-                   "run again with --debug for the traceback")]
+        (
+            "failed",
+            "collection failed unexpectedly (ZeroDivisionError: a bug in a new code path); "
+            "run again with --debug for the traceback",
+        )
+    ]
     debug = run_cli(database, monkeypatch, "--debug", "collect", "--from-file", str(path))
     assert debug.exit_code == 1 and isinstance(debug.exception, LoaderError)

@@ -21,8 +21,14 @@ pytestmark = pytest.mark.dbt
 
 def cli(database, *args, **extra_env):
     environment = {**os.environ, **database.environment(), **extra_env}
-    return subprocess.Popen([sys.executable, "-m", "loader", *args], cwd=PROJECT_ROOT, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "loader", *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_two_builds_at_once_both_succeed_and_equal_a_full_refresh(database, tmp_path):

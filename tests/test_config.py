@@ -20,8 +20,18 @@ def test_readme_names_every_setting():
 
 
 def test_typos_get_the_closest_known_name():
-    warnings = unknown_variable_warnings({"DB_HSOT", "COLLECT_EMAIL_DOMIAN", "DB_HOST", "DBT_PROFILES_DIR",
-                                          "DBT_PARTIAL_PARSE", "DBT_SCEMA", "AZURE_WHATEVER", "HOME"})
+    warnings = unknown_variable_warnings(
+        {
+            "DB_HSOT",
+            "COLLECT_EMAIL_DOMIAN",
+            "DB_HOST",
+            "DBT_PROFILES_DIR",
+            "DBT_PARTIAL_PARSE",
+            "DBT_SCEMA",
+            "AZURE_WHATEVER",
+            "HOME",
+        }
+    )
     assert warnings == [
         "unknown setting AZURE_WHATEVER is ignored; no setting has that name",
         "unknown setting COLLECT_EMAIL_DOMIAN is ignored; did you mean COLLECT_EMAIL_DOMAIN?",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -26,7 +26,7 @@ from tests.grafana_macros import expand
 pytestmark = pytest.mark.dbt
 
 DASHBOARD_DIR = PROJECT_ROOT / "grafana" / "dashboards"
-END = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = END - timedelta(days=6)
 
 
@@ -58,7 +58,8 @@ def reader(module_database):
         dbt(settings, *CYCLE_BUILD_ARGS)
         ensure_readonly_role(conn, role, "reader-password", [settings.analytics_schema, settings.raw_schema])
         example_user = conn.execute(
-            "select user_email from analytics.user_session_stats order by total_hours desc limit 1").fetchone()[0]
+            "select user_email from analytics.user_session_stats order by total_hours desc limit 1"
+        ).fetchone()[0]
     params = {**module_database.connect_kwargs(), "user": role, "password": "reader-password"}
     with psycopg.connect(autocommit=True, **params) as connection:
         yield connection, {"user": example_user, **all_scope_values(connection)}
@@ -94,8 +95,14 @@ def test_dashboard_files_are_the_generator_output():
     module = generator()
     on_disk = {path.name: path.read_text() for path in DASHBOARD_DIR.glob("*.json")}
     assert on_disk == module.rendered(), "run `python grafana/build_dashboards.py` and commit the result"
-    assert set(on_disk) == {"overview.json", "users.json", "user-detail.json", "demographics.json",
-                            "applications.json", "nodes.json"}
+    assert set(on_disk) == {
+        "overview.json",
+        "users.json",
+        "user-detail.json",
+        "demographics.json",
+        "applications.json",
+        "nodes.json",
+    }
 
 
 def check_panel(conn, item, variables, *, start=START, end=END):
@@ -113,7 +120,7 @@ def check_panel(conn, item, variables, *, start=START, end=END):
         assert value_columns
         for row in rows:
             assert isinstance(row[0], (datetime, *numeric))
-            values = dict(zip(columns, row))
+            values = dict(zip(columns, row, strict=True))
             assert all(values[name] is None or isinstance(values[name], numeric) for name in value_columns)
     elif item["type"] == "stat":
         assert len(rows) == 1 and all(isinstance(value, numeric) for value in rows[0])

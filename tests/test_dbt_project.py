@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -17,10 +17,18 @@ from tests.dbt_helpers import dbt, load_batch, observation
 
 pytestmark = pytest.mark.dbt
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 EXPORT_COLUMNS = [
-    "fullname", "email", "department", "jobtitle", "gpu_hours", "cpu_hours", "total_hours",
-    "total_sessions", "last_seen", "favorite_container",
+    "fullname",
+    "email",
+    "department",
+    "jobtitle",
+    "gpu_hours",
+    "cpu_hours",
+    "total_hours",
+    "total_sessions",
+    "last_seen",
+    "favorite_container",
 ]
 
 
@@ -30,15 +38,46 @@ def every_five_minutes(user, pod, node, start, minutes, **kwargs):
 
 def known_observations():
     return (
-        every_five_minutes("alice@x.edu", "jupyter-alice", "gpu-a100-1", T0, 90,
-                           pod_uid="a1", container_base="pytorch-notebook", gpu_count=2)
-        + every_five_minutes("alice@x.edu", "jupyter-alice", "cpu-1", T0 + timedelta(hours=3), 30,
-                             pod_uid="a2", container_base="r-notebook", gpu_count=0)
-        + every_five_minutes("bob@x.edu", "jupyter-bob", "cpu-2", T0 - timedelta(hours=1), 45,
-                             pod_uid="b1", container_base="scipy-notebook")
+        every_five_minutes(
+            "alice@x.edu",
+            "jupyter-alice",
+            "gpu-a100-1",
+            T0,
+            90,
+            pod_uid="a1",
+            container_base="pytorch-notebook",
+            gpu_count=2,
+        )
+        + every_five_minutes(
+            "alice@x.edu",
+            "jupyter-alice",
+            "cpu-1",
+            T0 + timedelta(hours=3),
+            30,
+            pod_uid="a2",
+            container_base="r-notebook",
+            gpu_count=0,
+        )
+        + every_five_minutes(
+            "bob@x.edu",
+            "jupyter-bob",
+            "cpu-2",
+            T0 - timedelta(hours=1),
+            45,
+            pod_uid="b1",
+            container_base="scipy-notebook",
+        )
         # carol: a month earlier, so department_usage has two months
-        + every_five_minutes("carol@x.edu", "jupyter-carol", "gpu-v100-1", T0 - timedelta(days=30), 60,
-                             pod_uid="c1", container_base="pytorch-notebook", gpu_count=None)
+        + every_five_minutes(
+            "carol@x.edu",
+            "jupyter-carol",
+            "gpu-v100-1",
+            T0 - timedelta(days=30),
+            60,
+            pod_uid="c1",
+            container_base="pytorch-notebook",
+            gpu_count=None,
+        )
     )
 
 
@@ -76,11 +115,31 @@ def test_export_shape_and_values(analytics):
     assert [column.name for column in cursor.description] == EXPORT_COLUMNS
     rows = [tuple(str(value) if value is not None else None for value in row) for row in cursor.fetchall()]
     assert rows == [
-        ("Alice Ådahl", "alice@x.edu", "Siebel School Comp & Data Sci", "GRAD TEACHING ASST",
-         "1.50", "0.50", "2.00", "2", "2026-03-02T13:30:00+00:00", "pytorch-notebook"),
+        (
+            "Alice Ådahl",
+            "alice@x.edu",
+            "Siebel School Comp & Data Sci",
+            "GRAD TEACHING ASST",
+            "1.50",
+            "0.50",
+            "2.00",
+            "2",
+            "2026-03-02T13:30:00+00:00",
+            "pytorch-notebook",
+        ),
         (None, "bob@x.edu", None, None, "0.00", "0.75", "0.75", "1", "2026-03-02T09:45:00+00:00", "scipy-notebook"),
-        ("Carol O'Neil", "carol@x.edu", "Physics", "PROFESSOR",
-         "1.00", "0.00", "1.00", "1", "2026-01-31T11:00:00+00:00", "pytorch-notebook"),
+        (
+            "Carol O'Neil",
+            "carol@x.edu",
+            "Physics",
+            "PROFESSOR",
+            "1.00",
+            "0.00",
+            "1.00",
+            "1",
+            "2026-01-31T11:00:00+00:00",
+            "pytorch-notebook",
+        ),
     ]
 
 
@@ -122,7 +181,10 @@ def test_department_usage(analytics):
 
 def test_nodes_mart_and_hourly_sources(analytics):
     assert analytics.execute("select node_name, node_type from analytics.nodes order by 1").fetchall() == [
-        ("cpu-1", "cpu"), ("cpu-2", "cpu"), ("gpu-a100-1", "gpu"), ("gpu-v100-1", "gpu"),
+        ("cpu-1", "cpu"),
+        ("cpu-2", "cpu"),
+        ("gpu-a100-1", "gpu"),
+        ("gpu-v100-1", "gpu"),
     ]
     distinct_users, observations = analytics.execute(
         "select sum(unique_users), sum(observations) from raw.hourly_node_stats"
@@ -134,7 +196,9 @@ def test_nodes_mart_and_hourly_sources(analytics):
 def test_full_refresh_leaves_every_raw_row_in_place(built, analytics):
     def raw_fingerprint():
         return {
-            table: analytics.execute(f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from raw.{table} t").fetchone()
+            table: analytics.execute(
+                f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from raw.{table} t"
+            ).fetchone()
             for table in ("container_observations", "users", "collector_runs")
         }
 
@@ -175,10 +239,16 @@ def test_docs_generate_and_every_model_and_column_is_described(built):
     for unique_id, entry in catalog["sources"].items():
         source = manifest["sources"][unique_id]
         assert source.get("description", "").strip(), unique_id
-        described = {name.lower() for name, column in source["columns"].items() if column.get("description", "").strip()}
+        described = {
+            name.lower() for name, column in source["columns"].items() if column.get("description", "").strip()
+        }
         share = sum(name.lower() in described for name in entry["columns"]) / len(entry["columns"])
         assert share >= 0.95, f"{unique_id}: {share:.0%} of columns described"
-    overview = [doc for doc in manifest["docs"].values() if doc["name"] == "__overview__" and doc["package_name"] == "jupyterhub_metrics"]
+    overview = [
+        doc
+        for doc in manifest["docs"].values()
+        if doc["name"] == "__overview__" and doc["package_name"] == "jupyterhub_metrics"
+    ]
     assert overview and "Where to start" in overview[0]["block_contents"]
 
 
@@ -189,8 +259,14 @@ def test_no_colour_codes_when_output_is_not_a_terminal(tmp_path):
     from loader.config import PROJECT_ROOT
 
     environment = {key: value for key, value in __import__("os").environ.items() if key != "DBT_USE_COLORS"}
-    result = subprocess.run([sys.executable, "-m", "loader", "dbt", "parse"], capture_output=True, text=True,
-                            cwd=PROJECT_ROOT, env={**environment, "DBT_TARGET_PATH": str(tmp_path)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "dbt", "parse"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**environment, "DBT_TARGET_PATH": str(tmp_path)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Performance info" in result.stdout or "Running with dbt" in result.stdout
     assert "\x1b[" not in result.stdout + result.stderr
@@ -211,8 +287,14 @@ def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
     dbt_binary = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
 
     def plain(*args):
-        result = subprocess.run([dbt_binary, *args], cwd=PROJECT_ROOT / "dbt_project", env=environment,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [dbt_binary, *args],
+            cwd=PROJECT_ROOT / "dbt_project",
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, f"dbt {' '.join(args)}:\n{result.stdout[-3000:]}"
         return result.stdout
 
@@ -222,10 +304,15 @@ def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
     plain("test")
     plain("docs", "generate")
     with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
-        load_batch(conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20))
+        load_batch(
+            conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20)
+        )
         assert "ERROR=0" in plain("build")
         plain("test")
-        assert conn.execute("select count(*) from analytics.user_sessions where user_email = 'erin@x.edu'").fetchone()[0] == 1
+        assert (
+            conn.execute("select count(*) from analytics.user_sessions where user_email = 'erin@x.edu'").fetchone()[0]
+            == 1
+        )
 
 
 def test_data_tests_fail_on_negative_or_non_finite_resources(database):
@@ -237,7 +324,8 @@ def test_data_tests_fail_on_negative_or_non_finite_resources(database):
         dbt(settings, *CYCLE_BUILD_ARGS)
         assert run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])
         conn.execute(
-            "insert into raw.container_observations (\"timestamp\", user_email, node_name, container_image,"
+            'insert into raw.container_observations ("timestamp", user_email, node_name, container_image,'
             " container_base, pod_name, gpu_count, cpu_request) values"
-            " (now(), 'x@x.edu', 'n', 'i', 'i', 'p', -4, 'NaN')")
+            " (now(), 'x@x.edu', 'n', 'i', 'i', 'p', -4, 'NaN')"
+        )
         assert not run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])

@@ -31,7 +31,11 @@ def test_build_check_export_and_dbt_use_the_demo_database(demo_folder, tmp_path)
     demo = runner.invoke(app, ["demo", "--days", "2", "--users", "8"])
     assert demo.exit_code == 0, demo.output
     assert "psql -h" in demo.output and "export DB_HOST=" in demo.output
-    for args in (["build"], ["export", "usage", "--out", str(tmp_path / "again.csv")], ["dbt", "ls", "--select", "user_sessions"]):
+    for args in (
+        ["build"],
+        ["export", "usage", "--out", str(tmp_path / "again.csv")],
+        ["dbt", "ls", "--select", "user_sessions"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, f"{args}: {result.output}"
         assert "using the demo database" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.dbt_runner import CYCLE_BUILD_ARGS
-from loader.export import USAGE_COLUMNS, export_departments, export_usage
 from loader.errors import ConfigurationError
+from loader.export import USAGE_COLUMNS, export_departments, export_usage
 from loader.graph_source import DirectoryEntry
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
@@ -22,7 +22,7 @@ from tests.dbt_helpers import dbt, load_batch, observation
 
 pytestmark = pytest.mark.dbt
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 # Two days ago, but never in the previous month, so that every session falls in one month.
 PAST = max(NOW - timedelta(days=2), NOW.replace(day=1, hour=0, minute=0, second=0))
 HMAC_KEY = "k3y-kept-by-the-admin"
@@ -41,20 +41,30 @@ def history(module_database):
     settings = settings_for(module_database, export_hmac_key=HMAC_KEY)
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-        load_batch(conn, settings, session("alice@x.edu", "jupyter-alice", "gpu-1", PAST, 60, container_base="torch")
-                   + session("bob@x.edu", "jupyter-bob", "cpu-1", PAST, 30, container_base="scipy")
-                   + session("zoë@x.edu", "jupyter-zoe", "cpu-1", PAST, 15, container_base="r"))
-        write_directory_entries(conn, settings.raw_schema, [
-            found("alice@x.edu", "Alice Ådahl", "Physics", "GRAD RESEARCH ASST"),
-            found("bob@x.edu", "Bob, Jr.", "Fellowships", "GRAD TEACHING ASST, Physics"),
-            DirectoryEntry("zoë@x.edu", "not_found"),
-        ])
+        load_batch(
+            conn,
+            settings,
+            session("alice@x.edu", "jupyter-alice", "gpu-1", PAST, 60, container_base="torch")
+            + session("bob@x.edu", "jupyter-bob", "cpu-1", PAST, 30, container_base="scipy")
+            + session("zoë@x.edu", "jupyter-zoe", "cpu-1", PAST, 15, container_base="r"),
+        )
+        write_directory_entries(
+            conn,
+            settings.raw_schema,
+            [
+                found("alice@x.edu", "Alice Ådahl", "Physics", "GRAD RESEARCH ASST"),
+                found("bob@x.edu", "Bob, Jr.", "Fellowships", "GRAD TEACHING ASST, Physics"),
+                DirectoryEntry("zoë@x.edu", "not_found"),
+            ],
+        )
         dbt(settings, *CYCLE_BUILD_ARGS)
         # Alice moves to Chemistry; the next sync and build record a second version...
-        write_directory_entries(conn, settings.raw_schema, [found("alice@x.edu", "Alice Ådahl", "Chemistry", "POSTDOC")])
+        write_directory_entries(
+            conn, settings.raw_schema, [found("alice@x.edu", "Alice Ådahl", "Chemistry", "POSTDOC")]
+        )
         dbt(settings, *CYCLE_BUILD_ARGS)
         # ...and her sessions from then on belong to Chemistry.
-        later = datetime.now(timezone.utc) + timedelta(minutes=1)
+        later = datetime.now(UTC) + timedelta(minutes=1)
         load_batch(conn, settings, session("alice@x.edu", "jupyter-alice", "cpu-2", later, 30, container_base="torch"))
         dbt(settings, *CYCLE_BUILD_ARGS)
     return settings
@@ -78,7 +88,9 @@ def test_department_change_gives_two_history_rows_and_past_sessions_keep_the_old
     ).fetchall()
     assert attributed == [("Chemistry", 1, 0.5), ("Physics", 2, 1.5)]  # Physics: Alice's old session and Bob's
     assert db.execute("select department, job_title from analytics.users where email = 'alice@x.edu'").fetchone() == (
-        "Chemistry", "POSTDOC")
+        "Chemistry",
+        "POSTDOC",
+    )
 
 
 def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
@@ -89,14 +101,34 @@ def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
     with out.open(encoding="utf-8", newline="") as stream:
         rows = list(csv.reader(stream))
     assert rows[0] == list(USAGE_COLUMNS)
-    last_alice = (datetime.now(timezone.utc) + timedelta(minutes=1)).date().isoformat()
+    last_alice = (datetime.now(UTC) + timedelta(minutes=1)).date().isoformat()
     alice, bob, zoe = rows[1:]
     assert alice[:8] == ["Alice Ådahl", "alice@x.edu", "Chemistry", "POSTDOC", "1.00", "0.50", "1.50", "2"]
     assert alice[8].startswith(last_alice) and alice[8].endswith("+00:00") and alice[9] == "torch"
-    assert bob == ["Bob, Jr.", "bob@x.edu", "Physics", "GRAD TEACHING ASST", "0.00", "0.50", "0.50", "1",
-                   (PAST + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00"), "scipy"]
-    assert zoe == ["", "zoë@x.edu", "", "", "0.00", "0.25", "0.25", "1",
-                   (PAST + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S+00:00"), "r"]
+    assert bob == [
+        "Bob, Jr.",
+        "bob@x.edu",
+        "Physics",
+        "GRAD TEACHING ASST",
+        "0.00",
+        "0.50",
+        "0.50",
+        "1",
+        (PAST + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        "scipy",
+    ]
+    assert zoe == [
+        "",
+        "zoë@x.edu",
+        "",
+        "",
+        "0.00",
+        "0.25",
+        "0.25",
+        "1",
+        (PAST + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        "r",
+    ]
 
 
 def test_pseudonymised_csv_is_stable_and_free_of_identities(history, tmp_path):
@@ -149,7 +181,9 @@ def test_cli_exports(history, tmp_path, monkeypatch):
 
 def test_snapshot_keeps_directory_values_and_the_fix_up_applies_after_it(db):
     # The snapshot holds what Graph returned; the Fellowships rule is applied on read, to all history.
-    assert db.execute("select department, job_title from analytics.users_history where email = 'bob@x.edu'").fetchall() == [
-        ("Fellowships", "GRAD TEACHING ASST, Physics")]
-    assert db.execute("select department, job_title from analytics.int_department_history where email = 'bob@x.edu'"
-                      ).fetchall() == [("Physics", "GRAD TEACHING ASST")]
+    assert db.execute(
+        "select department, job_title from analytics.users_history where email = 'bob@x.edu'"
+    ).fetchall() == [("Fellowships", "GRAD TEACHING ASST, Physics")]
+    assert db.execute(
+        "select department, job_title from analytics.int_department_history where email = 'bob@x.edu'"
+    ).fetchall() == [("Physics", "GRAD TEACHING ASST")]

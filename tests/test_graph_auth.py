@@ -27,10 +27,14 @@ SECRET = "client-secret-value"
 def self_signed_certificate(folder):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -38,8 +42,9 @@ def self_signed_certificate(folder):
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -55,26 +60,52 @@ class IdentityStub(LocalHttpStub):
             def do_GET(self):
                 if self.path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
                     base = f"{stub.https_url}/{TENANT}"
-                    return send_json(self, 200, {
-                        "issuer": f"{base}/v2.0", "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                        "token_endpoint": f"{base}/oauth2/v2.0/token",
-                        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode"})
+                    return send_json(
+                        self,
+                        200,
+                        {
+                            "issuer": f"{base}/v2.0",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                        },
+                    )
                 return send_json(self, 404, {"error": "not_found"})
 
             def do_POST(self):
-                form = {key: values[0] for key, values in
-                        parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                form = {
+                    key: values[0]
+                    for key, values in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
                 if self.path.endswith("/devicecode"):
-                    return send_json(self, 200, {
-                        "device_code": "device-123", "user_code": "WXYZ-1234", "expires_in": 900, "interval": 1,
-                        "verification_uri": "https://microsoft.com/devicelogin",
-                        "message": "To sign in, open https://microsoft.com/devicelogin and enter the code WXYZ-1234."})
+                    return send_json(
+                        self,
+                        200,
+                        {
+                            "device_code": "device-123",
+                            "user_code": "WXYZ-1234",
+                            "expires_in": 900,
+                            "interval": 1,
+                            "verification_uri": "https://microsoft.com/devicelogin",
+                            "message": "To sign in, open https://microsoft.com/devicelogin"
+                            " and enter the code WXYZ-1234.",
+                        },
+                    )
                 stub.token_requests.append(form)
                 if form.get("grant_type") == "client_credentials" and form.get("client_secret") != SECRET:
-                    return send_json(self, 401, {"error": "invalid_client",
-                                                 "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1"})
-                return send_json(self, 200, {"access_token": f"token-for-{form.get('grant_type')}", "token_type": "Bearer",
-                                             "expires_in": 3600})
+                    return send_json(
+                        self,
+                        401,
+                        {
+                            "error": "invalid_client",
+                            "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1",
+                        },
+                    )
+                return send_json(
+                    self,
+                    200,
+                    {"access_token": f"token-for-{form.get('grant_type')}", "token_type": "Bearer", "expires_in": 3600},
+                )
 
         self.start_server(Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -112,7 +143,10 @@ def test_wrong_client_secret_is_one_line_without_the_secret(identity):
 def test_device_code_shows_the_message_then_gets_a_token(identity):
     _, graph = identity
     shown = []
-    assert acquire_token(graph, device_code=True, show=shown.append) == "token-for-urn:ietf:params:oauth:grant-type:device_code"
+    assert (
+        acquire_token(graph, device_code=True, show=shown.append)
+        == "token-for-urn:ietf:params:oauth:grant-type:device_code"
+    )
     assert shown == ["To sign in, open https://microsoft.com/devicelogin and enter the code WXYZ-1234."]
 
 

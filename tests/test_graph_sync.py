@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -14,12 +14,12 @@ from loader.directory import sync_users
 from loader.errors import GraphError
 from loader.graph_source import GraphClient, entry_from_graph_user
 from loader.migrate import migrate
+from stand_ins.graph import GraphApiStub, graph_user
 from tests.conftest import settings_for
 from tests.dbt_helpers import load_batch, observation
-from stand_ins.graph import GraphApiStub, graph_user
 
 TOKEN = "eyJ0eXAi.secret-graph-token.sig"
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 def observed(conn, settings, emails):
@@ -41,8 +41,13 @@ def db(database):
 
 
 def run_sync(settings, stub, *, refresh=False, sleeps=None, **client_options):
-    client = GraphClient(stub.url, TOKEN, backoff_seconds=0.01, sleep=(sleeps.append if sleeps is not None else lambda s: None),
-                         **client_options)
+    client = GraphClient(
+        stub.url,
+        TOKEN,
+        backoff_seconds=0.01,
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        **client_options,
+    )
     return sync_users(settings, client.lookup, refresh=refresh, requests_made=lambda: client.requests_made)
 
 
@@ -56,7 +61,12 @@ def directory(db):
 def test_entry_from_graph_user_is_pure_and_typed():
     entry = entry_from_graph_user("a@x.edu", graph_user("a@x.edu", "Ann", "Physics", "", upn="ann@x.edu"))
     assert (entry.status, entry.full_name, entry.department, entry.job_title, entry.graph_id) == (
-        "found", "Ann", "Physics", None, "id-a@x.edu")
+        "found",
+        "Ann",
+        "Physics",
+        None,
+        "id-a@x.edu",
+    )
     with pytest.raises(ValueError):
         entry_from_graph_user("a@x.edu", {"displayName": "no id"})
 
@@ -69,7 +79,10 @@ def test_21_users_take_two_batch_requests(migrated, db):
     assert [len(batch) for batch in stub.batches] == [20, 1]
     assert summary.line() == "users sync: 21 asked, 21 found, 0 not found, 0 errors, 2 requests"
     assert all(header == f"Bearer {TOKEN}" for header in stub.authorization)
-    run = db.execute("select kind, status, pods_listed, rows_recorded, skip_reasons from raw.collector_runs where kind = 'users_sync'").fetchone()
+    run = db.execute(
+        "select kind, status, pods_listed, rows_recorded, skip_reasons from raw.collector_runs"
+        " where kind = 'users_sync'"
+    ).fetchone()
     assert run == ("users_sync", "succeeded", 21, 21, {})
 
 
@@ -142,9 +155,10 @@ def test_401_stops_with_a_one_line_message_and_keeps_earlier_batches(migrated, d
             run_sync(migrated, stub)
     assert TOKEN not in str(raised.value)
     assert db.execute("select count(*) from raw.users where directory_status = 'found'").fetchone()[0] == 20
-    assert db.execute(
-        "select status, rows_recorded from raw.collector_runs where kind = 'users_sync'"
-    ).fetchone() == ("failed", 20)
+    assert db.execute("select status, rows_recorded from raw.collector_runs where kind = 'users_sync'").fetchone() == (
+        "failed",
+        20,
+    )
 
 
 def test_malformed_response_is_a_clear_error_and_loses_nothing(migrated, db):
@@ -182,7 +196,9 @@ def test_cli_sync_never_shows_the_token(migrated, db, monkeypatch, caplog):
     assert ok.exit_code == 0 and "users sync: 2 asked, 1 found, 1 not found, 0 errors, 2 requests" in ok.output
     assert failed.exit_code == 1 and "token invalid or expired" in failed.output
     everything = ok.output + failed.output + caplog.text
-    assert TOKEN not in everything and "secret-graph-token" not in everything and "client-secret-value" not in everything
+    assert (
+        TOKEN not in everything and "secret-graph-token" not in everything and "client-secret-value" not in everything
+    )
 
 
 def test_missing_credentials_are_a_clear_error(migrated, monkeypatch):
@@ -210,7 +226,9 @@ def test_one_unstorable_user_is_an_error_and_the_batch_and_later_syncs_go_on(mig
     assert second.asked == 2 and second.counts == {"error": 2}
     rows = dict(db.execute("select email, directory_status from raw.users").fetchall())
     assert rows["u03@x.edu"] == rows["u07@x.edu"] == "error" and sum(v == "found" for v in rows.values()) == 23
-    runs = db.execute("select status, skip_reasons from raw.collector_runs where kind = 'users_sync' order by id").fetchall()
+    runs = db.execute(
+        "select status, skip_reasons from raw.collector_runs where kind = 'users_sync' order by id"
+    ).fetchall()
     assert runs == [("succeeded", {"error": 2}), ("succeeded", {"error": 2})]
 
 

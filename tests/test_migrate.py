@@ -36,22 +36,42 @@ def test_fresh_database_gets_raw_tables_and_views(conn):
         assert found[view] == "v"
     # The predecessor's column names (its dashboards work on a fresh database too), plus observations.
     assert columns_of(conn, "raw", "hourly_node_stats") == [
-        "hour", "node_name", "unique_users", "total_containers", "avg_age_seconds", "observations"]
+        "hour",
+        "node_name",
+        "unique_users",
+        "total_containers",
+        "avg_age_seconds",
+        "observations",
+    ]
     assert columns_of(conn, "raw", "hourly_image_stats") == [
-        "hour", "container_base", "container_version", "unique_users", "total_containers"]
+        "hour",
+        "container_base",
+        "container_version",
+        "unique_users",
+        "total_containers",
+    ]
 
 
 def columns_of(conn, schema, table):
-    return [row[0] for row in conn.execute(
-        "select column_name from information_schema.columns where table_schema = %s"
-        " and table_name = %s order by ordinal_position", (schema, table)).fetchall()]
+    return [
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns where table_schema = %s"
+            " and table_name = %s order by ordinal_position",
+            (schema, table),
+        ).fetchall()
+    ]
 
 
 def test_migrate_twice_is_a_no_op(conn):
     migrate(conn, "raw", BOOTSTRAP)
-    before = conn.execute("select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1").fetchall()
+    before = conn.execute(
+        "select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1"
+    ).fetchall()
     assert migrate(conn, "raw", BOOTSTRAP) == []
-    after = conn.execute("select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1").fetchall()
+    after = conn.execute(
+        "select filename, checksum, applied_at from raw.jupyterhub_metrics_migrations order by 1"
+    ).fetchall()
     assert before == after
 
 
@@ -75,7 +95,12 @@ def test_failed_file_is_rolled_back_whole(conn, tmp_path):
     with pytest.raises(MigrationError, match="9999_broken.sql"):
         migrate(conn, "raw", folder)
     assert "half_done" not in relations(conn, "raw")
-    assert conn.execute("select count(*) from raw.jupyterhub_metrics_migrations where filename = '9999_broken.sql'").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "select count(*) from raw.jupyterhub_metrics_migrations where filename = '9999_broken.sql'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_adopting_a_predecessor_database_keeps_every_row_and_view(conn):
@@ -89,13 +114,14 @@ def test_adopting_a_predecessor_database_keeps_every_row_and_view(conn):
 
     assert conn.execute("select count(*) from public.container_observations").fetchone()[0] == len(rows)
     kept = conn.execute(
-        "select \"timestamp\", user_email, user_name, node_name, container_image, container_base,"
+        'select "timestamp", user_email, user_name, node_name, container_image, container_base,'
         " container_version, age_seconds, pod_name from public.container_observations order by 1, 2, 9"
     ).fetchall()
     assert kept == sorted(rows, key=lambda row: (row[0], row[1], row[8]))
     new_columns = conn.execute(
         "select count(*) from information_schema.columns where table_schema = 'public'"
-        " and table_name = 'container_observations' and column_name in ('cluster', 'pod_uid', 'gpu_count', 'collector_run_id')"
+        " and table_name = 'container_observations'"
+        " and column_name in ('cluster', 'pod_uid', 'gpu_count', 'collector_run_id')"
     ).fetchone()[0]
     assert new_columns == 4
     assert conn.execute("select count(*), min(department) from public.users").fetchone() == (1, "Fellowships")
@@ -130,8 +156,13 @@ def test_bootstrap_sql_never_drops_truncates_or_deletes():
 
 @pytest.mark.parametrize(
     "statement",
-    ["DROP TABLE users;", "truncate container_observations;", "delete  from users where true;",
-     "alter table users drop column email;", "select add_retention_policy('container_observations', interval '1 year');"],
+    [
+        "DROP TABLE users;",
+        "truncate container_observations;",
+        "delete  from users where true;",
+        "alter table users drop column email;",
+        "select add_retention_policy('container_observations', interval '1 year');",
+    ],
 )
 def test_the_forbidden_statement_check_catches_offenders(tmp_path, statement):
     (tmp_path / "0001_bad.sql").write_text(f"create table if not exists x (id int);\n{statement}\n")
@@ -145,7 +176,9 @@ def test_cli_migrate(database, monkeypatch):
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     first = runner.invoke(app, ["db", "migrate"])
-    assert first.exit_code == 0 and f"applied {len(list(BOOTSTRAP.glob('*.sql')))} bootstrap SQL file(s)" in first.output
+    assert (
+        first.exit_code == 0 and f"applied {len(list(BOOTSTRAP.glob('*.sql')))} bootstrap SQL file(s)" in first.output
+    )
     second = runner.invoke(app, ["db", "migrate"])
     assert second.exit_code == 0 and "up to date" in second.output
 
@@ -178,7 +211,12 @@ def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
         conn.commit()
 
 
-TIMESCALEDB_FUNCTIONS = ("create_hypertable", "add_compression_policy", "add_continuous_aggregate_policy", "time_bucket")
+TIMESCALEDB_FUNCTIONS = (
+    "create_hypertable",
+    "add_compression_policy",
+    "add_continuous_aggregate_policy",
+    "time_bucket",
+)
 
 
 def test_timescaledb_calls_are_qualified_and_never_need_superuser_settings():
@@ -200,7 +238,12 @@ def test_repeatable_step_runs_at_every_migrate_and_changes_nothing_the_second_ti
     before = relations(conn, "raw")
     assert migrate(conn, "raw", BOOTSTRAP) == []
     assert relations(conn, "raw") == before
-    assert conn.execute("select count(*) from raw.jupyterhub_metrics_migrations where filename like 'hourly%'").fetchone()[0] == 0
+    assert (
+        conn.execute("select count(*) from raw.jupyterhub_metrics_migrations where filename like 'hourly%'").fetchone()[
+            0
+        ]
+        == 0
+    )
 
 
 def test_a_database_that_applied_the_first_0002_is_accepted(conn):
@@ -208,6 +251,9 @@ def test_a_database_that_applied_the_first_0002_is_accepted(conn):
     from loader.migrate import SUPERSEDED_CHECKSUMS
 
     (old,) = SUPERSEDED_CHECKSUMS["0002_hourly_aggregates.sql"]
-    conn.execute("update raw.jupyterhub_metrics_migrations set checksum = %s where filename = '0002_hourly_aggregates.sql'", (old,))
+    conn.execute(
+        "update raw.jupyterhub_metrics_migrations set checksum = %s where filename = '0002_hourly_aggregates.sql'",
+        (old,),
+    )
     conn.commit()
     assert migrate(conn, "raw", BOOTSTRAP) == []

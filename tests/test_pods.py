@@ -1,6 +1,6 @@
 """Row extraction from realistic pods: pure functions, no network, no database."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,7 +18,7 @@ from loader.pods import (
 from loader.synthetic import escape_kubespawner6, safe_slug_kubespawner7
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod
 
-AT = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 DEFAULT_SOURCES = [UserSource.parse(text) for text in DEFAULT_USER_SOURCES]
 DEFAULT_NAMES = [UserSource.parse(text) for text in DEFAULT_NAME_SOURCES]
 
@@ -67,7 +67,7 @@ def test_kubespawner7_named_server_with_gpus():
     assert row.cpu_request == Decimal("1.5")
     assert row.memory_request_bytes == 16 * 2**30
     assert row.age_seconds == 3600
-    assert row.pod_started_at == datetime(2026, 11, 2, 9, 0, 7, tzinfo=timezone.utc)
+    assert row.pod_started_at == datetime(2026, 11, 2, 9, 0, 7, tzinfo=UTC)
     assert (row.cluster, row.namespace, row.pod_uid) == ("campus", "jhub", "6f1c2d1e-8c1b-4a8e-9f55-0b7a3c2d9e10")
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from loader.migrate import migrate
-from tests.conftest import settings_for
 from loader.raw_store import OBSERVATION_COLUMNS
+from tests.conftest import settings_for
 from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 from tests.predecessor import PREDECESSOR_VIEWS_SQL
 
@@ -26,9 +26,18 @@ pytestmark = pytest.mark.dbt
 GAP = timedelta(minutes=60)
 # Steps between observations, weighted towards the threshold where mistakes happen.
 STEPS = [
-    timedelta(minutes=5), timedelta(minutes=5), timedelta(minutes=5), timedelta(minutes=30),
-    GAP - timedelta(seconds=1), GAP, GAP, GAP + timedelta(seconds=1), GAP + timedelta(seconds=1),
-    timedelta(minutes=61), timedelta(hours=3), timedelta(days=2),
+    timedelta(minutes=5),
+    timedelta(minutes=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    GAP - timedelta(seconds=1),
+    GAP,
+    GAP,
+    GAP + timedelta(seconds=1),
+    GAP + timedelta(seconds=1),
+    timedelta(minutes=61),
+    timedelta(hours=3),
+    timedelta(days=2),
 ]
 SESSION_COLUMNS = (
     "session_id, user_email, pod_name, node_name, session_start, session_end, observation_count,"
@@ -54,7 +63,11 @@ def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, boo
                 uid = f"uid-{index}-{pod_number}-{step_number}"
             observations.append(
                 observation(
-                    user, pod, node, moment, pod_uid=uid,
+                    user,
+                    pod,
+                    node,
+                    moment,
+                    pod_uid=uid,
                     container_base=rng.choice(["scipy", "torch", "r"]),
                     container_version=rng.choice(["1", "2"]),
                     gpu_count=rng.choice([0, 1, 2, None]),
@@ -77,8 +90,10 @@ def per_user_and_node(conn, schema: str = "analytics") -> tuple[set[tuple], set[
 def concurrent_external_write_and_loader_run(database, settings, external, loaded) -> None:
     """An external writer's transaction is open when a loader run starts: the loader waits for it,
     so run ids still become visible in order and no build can skip either."""
-    with psycopg.connect(**database.connect_kwargs()) as writer, psycopg.connect(
-            autocommit=True, **database.connect_kwargs()) as loader:
+    with (
+        psycopg.connect(**database.connect_kwargs()) as writer,
+        psycopg.connect(autocommit=True, **database.connect_kwargs()) as loader,
+    ):
         writer_transaction = writer.transaction()
         writer_transaction.__enter__()
         columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
@@ -94,7 +109,8 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
         assert not worker.is_alive()
         external_run, loader_run = writer.execute(
             "select max(id) filter (where kind = 'external'), max(id) filter (where kind = 'collect')"
-            " from raw.collector_runs").fetchone()
+            " from raw.collector_runs"
+        ).fetchone()
         assert external_run < loader_run
 
 
@@ -109,7 +125,7 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     conn.autocommit = True  # no open transaction of ours may block dbt's DDL
     migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
 
-    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     streams = [scenario(rng, index, start) for index in range(45)]
     everything = [obs for stream, _ in streams for obs in stream]
     batch_count = 6
@@ -147,14 +163,18 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     without_uid_changes = [f"'user{index}@example.edu'" for index, (_, changes) in enumerate(streams) if not changes]
     assert len(without_uid_changes) > 10
     users = ", ".join(without_uid_changes)
-    ours = set(conn.execute(
-        "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours::numeric, 9),"
-        f" container_base, container_version from analytics.user_sessions where user_email in ({users})"
-    ).fetchall())
-    theirs = set(conn.execute(
-        "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours, 9),"
-        f" container_base, container_version from predecessor.user_sessions where user_email in ({users})"
-    ).fetchall())
+    ours = set(
+        conn.execute(
+            "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours::numeric, 9),"
+            f" container_base, container_version from analytics.user_sessions where user_email in ({users})"
+        ).fetchall()
+    )
+    theirs = set(
+        conn.execute(
+            "select user_email, pod_name, node_name, session_start, session_end, round(runtime_hours, 9),"
+            f" container_base, container_version from predecessor.user_sessions where user_email in ({users})"
+        ).fetchall()
+    )
     assert ours == theirs
     # And where uids do change, sessions only ever split further: every one lies inside a predecessor session.
     nested = conn.execute(
@@ -182,9 +202,17 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
                 uid = f"uid-{index}-{pod_number}-{step_number}"
             if rng.random() < 0.003:
                 node = rng.choice(["cpu-1", "gpu-a100-1"])
-            observations.append(observation(user, pod, node, moment, pod_uid=uid if rng.random() < 0.95 else None,
-                                            container_base=image,
-                                            gpu_count=rng.choice([1, 1, 1, 2])))
+            observations.append(
+                observation(
+                    user,
+                    pod,
+                    node,
+                    moment,
+                    pod_uid=uid if rng.random() < 0.95 else None,
+                    container_base=image,
+                    gpu_count=rng.choice([1, 1, 1, 2]),
+                )
+            )
             moment += rng.choice([timedelta(minutes=5)] * 200 + [GAP, GAP + timedelta(seconds=1), timedelta(hours=2)])
     return observations
 
@@ -197,19 +225,22 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     settings = settings_for(database)
     conn.autocommit = True
     migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
-    everything = sorted((obs for index in range(30) for obs in steady_stream(rng, index, start)),
-                        key=lambda obs: obs.timestamp)
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    everything = sorted(
+        (obs for index in range(30) for obs in steady_stream(rng, index, start)), key=lambda obs: obs.timestamp
+    )
     late = [obs for obs in everything if rng.random() < 0.03]
     on_time = [obs for obs in everything if obs not in late]
     incremental_marts = ["user_sessions", "user_session_stats", "nodes"]
     dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)
     cycles = 14
     for number in range(cycles):
-        batch = on_time[number * len(on_time) // cycles:(number + 1) * len(on_time) // cycles]
+        batch = on_time[number * len(on_time) // cycles : (number + 1) * len(on_time) // cycles]
         load_batch(conn, settings, batch)
         dbt(settings, "run", "--select", *incremental_marts)
-    long_sessions = conn.execute("select count(*) from analytics.user_sessions where observation_count >= 100").fetchone()[0]
+    long_sessions = conn.execute(
+        "select count(*) from analytics.user_sessions where observation_count >= 100"
+    ).fetchone()[0]
     assert long_sessions >= 5, "sessions must be extended over many cycles"
     # Before late rows repair anything: equal to a full build of the same rows (in a schema of its own).
     reference = replace(settings, analytics_schema="reference")
@@ -219,7 +250,7 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     rng.shuffle(late)
     copy_without_run_id(conn, settings, late[: len(late) // 2])
     dbt(settings, "run", "--select", *incremental_marts)
-    load_batch(conn, settings, late[len(late) // 2:])
+    load_batch(conn, settings, late[len(late) // 2 :])
     dbt(settings, "run", "--select", *incremental_marts)
     incremental, incremental_stats = sessions(conn), per_user_and_node(conn)
 

