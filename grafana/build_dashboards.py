@@ -1,10 +1,13 @@
 """The single source of the Grafana dashboards: `python grafana/build_dashboards.py` writes
-grafana/dashboards/*.json, which the Helm chart ships as they are (a test checks they match).
+grafana/dashboards/*.json, which the Helm chart ships as they are (a test checks they match), and the
+dbt exposures of what each dashboard reads.
 
-Panels read the dbt marts and the hourly views by unqualified name: the read-only role's
-search_path holds the analytics and raw schemas, so the same SQL works whatever they are called,
-on plain PostgreSQL and on TimescaleDB. GPU or CPU always comes from the marts' node_type.
-Variables are interpolated with Grafana's `sqlstring` format (quoted, quotes doubled).
+Dashboards import anywhere: the data source is a dashboard variable (`${datasource}`, any PostgreSQL
+data source), and every relation is schema-qualified with the constants `${analytics_schema}` and
+`${raw_schema}` (defaults `analytics` and `raw`; change them in the dashboard's settings, or the chart
+sets them), so no search_path is assumed. GPU or CPU always comes from the marts' node_type.
+Variables are interpolated with Grafana's `sqlstring` format (quoted, quotes doubled). Hours are shown
+as plain hours ("suffix: h"): Grafana's `h` unit would rescale them to weeks and years.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ DBT_MODELS = Path(__file__).resolve().parent.parent / "dbt_project" / "models"
 EXPOSURES = DBT_MODELS / "marts" / "_grafana__exposures.yml"
 RAW_SCHEMA = "raw"
 # A relation after FROM or JOIN, schema-qualified or not; `is distinct from` and `extract(epoch from` name none.
-RELATION = re.compile(r"(?<!distinct )(?<!epoch )\b(?:from|join)\s+(?:([a-z_]+)\.)?([a-z_][a-z0-9_]*)", re.I)
+RELATION = re.compile(r"(?<!distinct )(?<!epoch )\b(?:from|join)\s+(?:(\$\{\w+\}|[a-z_]+)\.)?([a-z_][a-z0-9_]*)", re.I)
 RAW_SOURCE_TABLES = (
     "container_observations",
     "container_observations_overflow",
@@ -29,7 +32,70 @@ RAW_SOURCE_TABLES = (
     "hourly_pod_usage",
 )
 SNAPSHOTS = ("users_history",)
-DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "jupyterhub-metrics"}
+DATASOURCE_TYPE = "grafana-postgresql-datasource"
+DATASOURCE = {"type": DATASOURCE_TYPE, "uid": "${datasource}"}
+SCHEMA_VARIABLES = {"analytics_schema": "analytics", "raw_schema": RAW_SCHEMA}
+HOURS = "suffix: h"
+# What each panel shows, for its description (the relations it reads are added from its SQL).
+DESCRIPTIONS = {
+    "Active users now": "Distinct users with a session observed in the last 10 minutes.",
+    "Active users, last 24 hours": "Distinct users with a session that ended in the last 24 hours.",
+    "Active users, last 30 days": "Distinct users with a session that ended in the last 30 days.",
+    "Sessions started": "Sessions by the time they started (the session rule: gaps over 60 minutes split).",
+    "Running pods (hourly)": "Distinct pods observed in each hour.",
+    "Active users (hourly)": "Distinct users with a pod observed in each hour.",
+    "Users so far": "Cumulative count of users by the day they were first observed.",
+    "GPU and CPU hours per day": "Session hours on GPU and on CPU, by the day sessions started.",
+    "Top users": "The 25 users with the most session hours in the time range, with their department.",
+    "GPU against CPU hours": "Session hours in the time range, split into GPU and CPU time.",
+    "Hours, all time": "The user's session hours over all history.",
+    "GPU hours, all time": "The user's GPU session hours over all history.",
+    "Sessions, all time": "The user's sessions over all history.",
+    "Hours per day": "The user's GPU and CPU session hours by the day sessions started.",
+    "Images used": "The user's session hours per image (container_base).",
+    "Sessions": "The user's sessions in the time range, newest first.",
+    "Hours by department": "GPU and CPU hours per department, attributed to the department of each month.",
+    "Users per department and month": "Distinct users per department and month.",
+    "Job titles": "Users and hours per job title (after the Fellowships fix-up).",
+    "Departments and applications": "Users and hours per department and image.",
+    "Users per image (hourly)": "Distinct users per image in each hour.",
+    "Pods per image version (hourly)": "Distinct pods per image and version in each hour.",
+    "Images and versions": "Users, sessions and hours per image and version in the time range.",
+    "Pods on GPU and CPU nodes (hourly)": "Distinct pods on GPU and on CPU nodes (the nodes mart) in each hour.",
+    "GPU device hours per day": "GPUs requested times session hours, by the day sessions started.",
+    "Hours per node": "Users and session hours per node in the time range.",
+    "Pods per node (hourly)": "Distinct pods per node in each hour.",
+}
+
+
+def dbt_references() -> tuple[dict[str, str], dict[str, str]]:
+    """How dbt refers to a relation a panel reads: models and snapshots (the analytics schema, first on the
+    dashboards' search_path), and the raw sources."""
+    models = {path.stem: f"ref('{path.stem}')" for path in DBT_MODELS.rglob("*.sql")}
+    models.update({name: f"ref('{name}')" for name in SNAPSHOTS})
+    return models, {name: f"source('raw', '{name}')" for name in RAW_SOURCE_TABLES}
+
+
+def qualified(sql: str) -> str:
+    """Every relation after FROM or JOIN prefixed with its schema variable: models and snapshots with
+    ${analytics_schema}, raw sources with ${raw_schema}."""
+    models, sources = dbt_references()
+
+    def qualify(match: re.Match) -> str:
+        schema, name = match.group(1), match.group(2)
+        if schema or (name not in models and name not in sources):
+            return match.group(0)
+        variable = "analytics_schema" if name in models else "raw_schema"
+        return match.group(0)[: match.start(2) - match.start(0)] + f"${{{variable}}}." + name
+
+    return RELATION.sub(qualify, sql)
+
+
+def reads(sql: str) -> list[str]:
+    """The schema-qualified relations a query reads, for descriptions."""
+    return sorted({f"{schema}.{name}" for schema, name in RELATION.findall(sql) if schema})
+
+
 USER = "${user:sqlstring}"
 UNSET = "-"  # what the cluster and namespace variables show for rows collected without one
 
@@ -49,8 +115,8 @@ def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
         "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": query,
-        "definition": query,
+        "query": qualified(query),
+        "definition": qualified(query),
         "refresh": 1,
         "sort": 1,
         "includeAll": multi,
@@ -58,6 +124,25 @@ def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
         **({"current": {"text": "All", "value": "$__all"}} if multi else {}),
     }
 
+
+SOURCE_VARIABLES = [
+    {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": DATASOURCE_TYPE,
+        "refresh": 1,
+        "hide": 0,
+        "includeAll": False,
+        "multi": False,
+        # The chart's provisioned data source; elsewhere Grafana selects the first PostgreSQL data source.
+        "current": {"text": "jupyterhub-metrics", "value": "jupyterhub-metrics"},
+    },
+    *(
+        {"name": name, "type": "constant", "query": value, "hide": 2, "label": name.replace("_", " ")}
+        for name, value in SCHEMA_VARIABLES.items()
+    ),
+]
 
 SCOPE_VARIABLES = [
     query_variable(
@@ -84,9 +169,12 @@ def panel(
     unit: str | None = None,
     description: str = "",
 ) -> dict:
+    sql = qualified(" ".join(sql.split()))
     return {
         "title": title,
-        "description": description,
+        "description": f"{description or DESCRIPTIONS[title]} Reads {', '.join(reads(sql))}.".replace("${", "").replace(
+            "_schema}", ""
+        ),
         "type": kind,
         "datasource": DATASOURCE,
         "gridPos": {"w": width, "h": height},
@@ -99,7 +187,7 @@ def panel(
                 "editorMode": "code",
                 "rawQuery": True,
                 "format": fmt,
-                "rawSql": " ".join(sql.split()),
+                "rawSql": sql,
             }
         ],
     }
@@ -114,7 +202,7 @@ def table(title: str, sql: str, **options) -> dict:
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: Sequence[dict] = ()) -> dict:
-    variables = [*SCOPE_VARIABLES, *variables]
+    variables = [*SOURCE_VARIABLES, *SCOPE_VARIABLES, *variables]
     x = y = row_height = 0
     for number, item in enumerate(panels, start=1):
         width, height = item["gridPos"]["w"], item["gridPos"]["h"]
@@ -203,7 +291,7 @@ def all_dashboards() -> dict[str, dict]:
                     f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}"
                     " group by 1 order by 1",
                     kind="barchart",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 table(
                     "Top users",
@@ -222,7 +310,7 @@ def all_dashboards() -> dict[str, dict]:
                     kind="piechart",
                     fmt="table",
                     width=8,
-                    unit="h",
+                    unit=HOURS,
                 ),
             ],
         ),
@@ -234,13 +322,13 @@ def all_dashboards() -> dict[str, dict]:
                 stat(
                     "Hours, all time",
                     f"select round(total_hours::numeric, 2) as hours from user_session_stats where user_email = {USER}",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 stat(
                     "GPU hours, all time",
                     f"select round(gpu_hours::numeric, 2) as gpu_hours from user_session_stats"
                     f" where user_email = {USER}",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 stat(
                     "Sessions, all time",
@@ -252,7 +340,7 @@ def all_dashboards() -> dict[str, dict]:
                     f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
                     f" and $__timeFilter(session_start) and {in_scope()} group by 1 order by 1",
                     kind="barchart",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 panel(
                     "Images used",
@@ -261,7 +349,7 @@ def all_dashboards() -> dict[str, dict]:
                     " group by 1 order by 2 desc",
                     kind="piechart",
                     fmt="table",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 table(
                     "Sessions",
@@ -286,7 +374,7 @@ def all_dashboards() -> dict[str, dict]:
                     " and month <= $__timeTo()::timestamptz::date group by 1 order by sum(total_hours) desc",
                     kind="barchart",
                     fmt="table",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 panel(
                     "Users per department and month",
@@ -354,7 +442,7 @@ def all_dashboards() -> dict[str, dict]:
                     "select $__timeGroupAlias(session_start, '1d'),"
                     f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
                     kind="barchart",
-                    unit="h",
+                    unit=HOURS,
                 ),
                 table(
                     "Hours per node",
@@ -375,14 +463,6 @@ def all_dashboards() -> dict[str, dict]:
     }
 
 
-def dbt_references() -> tuple[dict[str, str], dict[str, str]]:
-    """How dbt refers to a relation a panel reads: models and snapshots (the analytics schema, first on the
-    dashboards' search_path), and the raw sources."""
-    models = {path.stem: f"ref('{path.stem}')" for path in DBT_MODELS.rglob("*.sql")}
-    models.update({name: f"ref('{name}')" for name in SNAPSHOTS})
-    return models, {name: f"source('raw', '{name}')" for name in RAW_SOURCE_TABLES}
-
-
 def relations_read(board: dict) -> list[str]:
     """The dbt references of every relation a dashboard's panels and variables read (FROM and JOIN)."""
     models, sources = dbt_references()
@@ -391,7 +471,7 @@ def relations_read(board: dict) -> list[str]:
     found = set()
     for query in queries:
         for schema, name in RELATION.findall(query):
-            in_raw = schema == RAW_SCHEMA or (not schema and name not in models)
+            in_raw = schema in (RAW_SCHEMA, "${raw_schema}") or (not schema and name not in models)
             reference = (sources if in_raw else models).get(name)
             if reference:
                 found.add(reference)

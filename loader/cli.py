@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from contextlib import ExitStack, contextmanager
@@ -108,16 +109,41 @@ def db_migrate() -> None:
 @one_line_errors
 def db_readonly_role(
     role: str | None = typer.Option(None, help="Role to create or update [READONLY_DB_USER, grafana_reader]."),
+    restrict_other_databases: bool = typer.Option(
+        False,
+        "--restrict-other-databases",
+        help="Also revoke CONNECT from PUBLIC on the server's other databases this user owns (a server of its own).",
+    ),
 ) -> None:
-    """Create or update a read-only role for dashboards (password from READONLY_DB_PASSWORD)."""
+    """Create or update the dashboards' read-only role (password from READONLY_DB_PASSWORD): it reads what the
+    dashboards read, in this database only, with no temporary tables and a statement timeout."""
     from loader.db import connect
+    from loader.dbt_runner import run_dbt
     from loader.roles import ensure_readonly_role
 
     config = settings()
     role = role or config.readonly_role
     with connect(config.database) as conn:
-        ensure_readonly_role(conn, role, config.readonly_password, [config.analytics_schema, config.raw_schema])
-    typer.echo(f"role {role} can read schemas {config.analytics_schema} and {config.raw_schema}")
+        reachable = ensure_readonly_role(
+            conn,
+            role,
+            config.readonly_password,
+            [config.analytics_schema, config.raw_schema],
+            statement_timeout_seconds=config.readonly_statement_timeout_seconds,
+            restrict_other_databases=restrict_other_databases,
+        )
+    if not run_dbt(config, ["run-operation", "grant_dashboard_reads", "--args", json.dumps({"role": role})]):
+        raise LoaderError("granting the dashboards' relations failed; dbt's output above says why")
+    typer.echo(
+        f"role {role} reads the dashboards' relations in {config.database.name} only, "
+        f"statements limited to {config.readonly_statement_timeout_seconds} s"
+    )
+    if reachable:
+        typer.echo(
+            f"warning: {role} can still connect to {', '.join(reachable)} (PUBLIC has CONNECT there); "
+            "revoke it, or run with --restrict-other-databases on a server of this project's own",
+            err=True,
+        )
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -187,6 +213,32 @@ def collect(
 
     result = run_collection(config, source, observed_at=parse_at(at))
     typer.echo(result.summary())
+    _enforce_reader_timeout(config)
+
+
+def _enforce_reader_timeout(config: Settings) -> None:
+    """A role may SET its own statement_timeout; every collection cancels the dashboards' role's statements that
+    run past it. Never fails the collection."""
+    import psycopg
+
+    from loader.db import connect
+    from loader.roles import cancel_overrunning_reader_queries
+
+    try:
+        with connect(config.database, autocommit=True) as conn:
+            cancelled = cancel_overrunning_reader_queries(
+                conn, config.readonly_role, config.readonly_statement_timeout_seconds
+            )
+    except (LoaderError, psycopg.Error) as error:
+        logging.getLogger(__name__).warning("could not check the read-only role's statements: %s", error)
+        return
+    if cancelled:
+        logging.getLogger(__name__).warning(
+            "cancelled %d statement(s) of %s running past %d s",
+            cancelled,
+            config.readonly_role,
+            config.readonly_statement_timeout_seconds,
+        )
 
 
 @users_app.command("sync")
@@ -233,12 +285,20 @@ def progress_reporter():
 @one_line_errors
 def export_usage(
     out: Path = typer.Option(Path("user_usage_stats.csv"), "--out", help="CSV file to write."),
-    pseudonymize: bool = typer.Option(False, "--pseudonymize", help="Replace emails and names with a keyed HMAC."),
+    pseudonymize: bool = typer.Option(
+        False,
+        "--pseudonymize",
+        help="Keyed HMAC for emails and names (EXPORT_HMAC_KEY, 32+ random bytes), rare departments and job titles "
+        "generalised, last_seen as a date.",
+    ),
+    min_users: int = typer.Option(
+        5, "--min-users", min=1, help="With --pseudonymize: generalise values held by fewer users than this."
+    ),
 ) -> None:
     """Write user_usage_stats as CSV (UTF-8, header, the columns of spec 4)."""
     from loader.export import export_usage as write_usage
 
-    rows = write_usage(settings(), out, pseudonymize=pseudonymize)
+    rows = write_usage(settings(), out, pseudonymize=pseudonymize, min_users=min_users)
     typer.echo(f"wrote {rows} users to {out}" + (" (pseudonymised)" if pseudonymize else ""))
 
 

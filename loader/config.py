@@ -118,6 +118,7 @@ class Settings:
     readonly_role: str = "grafana_reader"
     readonly_password: str = field(default="", repr=False)
     build_lock_wait_seconds: float = 240.0
+    readonly_statement_timeout_seconds: int = 60
     bootstrap_sql_dir: Path = PROJECT_ROOT / "bootstrap_sql"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
 
@@ -133,6 +134,7 @@ class Settings:
             **self.database.environment(),
             "RAW_SCHEMA": self.raw_schema,
             "DBT_SCHEMA": self.analytics_schema,
+            "READONLY_DB_USER": self.readonly_role,
         }
 
 
@@ -219,6 +221,12 @@ SETTINGS: tuple[Setting, ...] = (
         "READONLY_DB_USER", "grafana_reader", "The dashboards' read-only role (`db readonly-role`).", "Read-only role"
     ),
     Setting("READONLY_DB_PASSWORD", "", "Its password.", "Read-only role", secret=True),
+    Setting(
+        "READONLY_STATEMENT_TIMEOUT",
+        "60",
+        "Seconds a dashboard query may run (enforced at every collection).",
+        "Read-only role",
+    ),
     Setting(
         "BOOTSTRAP_SQL_DIR", "", "Where bootstrap_sql/ is, when not beside the loader (the image sets it).", "Paths"
     ),
@@ -323,6 +331,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         readonly_role=get("READONLY_DB_USER"),
         readonly_password=get("READONLY_DB_PASSWORD", ""),
         build_lock_wait_seconds=float(_int("DBT_LOCK_WAIT_SECONDS", get("DBT_LOCK_WAIT_SECONDS"))),
+        readonly_statement_timeout_seconds=_int("READONLY_STATEMENT_TIMEOUT", get("READONLY_STATEMENT_TIMEOUT")),
         bootstrap_sql_dir=Path(get("BOOTSTRAP_SQL_DIR", str(PROJECT_ROOT / "bootstrap_sql"))),
         dbt_project_dir=Path(get("DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
     )

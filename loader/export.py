@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import csv
 import hashlib
 import hmac
 import os
+import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -43,17 +48,76 @@ DEPARTMENT_COLUMNS = (
 )
 
 
-def pseudonym(key: str, email: str) -> str:
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+GENERALISED = "Other"
+MIN_KEY_BYTES = 32
+MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def hmac_key(text: str | None) -> bytes:
+    """EXPORT_HMAC_KEY as bytes: at least 32 random bytes, given as hex (64 characters) or base64.
+
+    A short or guessable key lets anyone who guesses emails recompute the pseudonyms, so it is refused."""
+    if not text:
+        raise ConfigurationError(
+            f"--pseudonymize needs EXPORT_HMAC_KEY, a secret of at least {MIN_KEY_BYTES} random bytes kept by the "
+            f"admin and the same for every export; make one with {MAKE_A_KEY}"
+        )
+    key: bytes | None = None
+    if re.fullmatch(r"[0-9a-fA-F]+", text) and len(text) % 2 == 0:
+        key = bytes.fromhex(text)
+    else:
+        with contextlib.suppress(binascii.Error, ValueError):
+            key = base64.b64decode(text, validate=True)
+    if key is None or len(key) < MIN_KEY_BYTES or len(set(key)) < MIN_KEY_BYTES // 2:
+        raise ConfigurationError(
+            f"EXPORT_HMAC_KEY is too weak: it must hold at least {MIN_KEY_BYTES} random bytes (64 hex characters "
+            f"or base64); make one with {MAKE_A_KEY}"
+        )
+    return key
+
+
+def pseudonym(key: bytes, email: str) -> str:
     """Stable for a key and an email; without the key it cannot be linked back to the person."""
-    return hmac.new(key.encode("utf-8"), email.lower().encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, email.lower().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def pseudonymize_usage_row(row: Sequence[Any], key: str) -> tuple[Any, ...]:
-    values = dict(zip(USAGE_COLUMNS, row, strict=True))
-    digest = pseudonym(key, values["email"])
-    values["email"] = digest[:32]
-    values["fullname"] = f"user-{digest[:10]}" if values["fullname"] is not None else None
-    return tuple(values[column] for column in USAGE_COLUMNS)
+def generalise(values: Sequence[str | None], min_users: int) -> list[str | None]:
+    """Each value held by fewer than `min_users` rows becomes GENERALISED; so does the next rarest while the
+    GENERALISED group itself is smaller than that. No reported group is below the threshold (unless the
+    whole export is). A missing value (no directory entry) is a value like any other here."""
+    counts = Counter(values)
+    merged = {value for value, count in counts.items() if count < min_users}
+    while 0 < sum(counts[value] for value in merged) < min_users and len(merged) < len(counts):
+        merged.add(min((value for value in counts if value not in merged), key=lambda v: (counts[v], str(v))))
+    return [GENERALISED if value in merged else value for value in values]
+
+
+def pseudonymize_usage(rows: Sequence[Sequence[Any]], key: bytes, min_users: int) -> list[tuple[Any, ...]]:
+    """Emails and names become keyed pseudonyms, rare departments and job titles are generalised, and
+    last_seen becomes a date: what is left does not single out a user to someone without the key."""
+    records = [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in rows]
+    for column in ("department", "jobtitle"):
+        for record, value in zip(records, generalise([r[column] for r in records], min_users), strict=True):
+            record[column] = value
+    for record in records:
+        digest = pseudonym(key, record["email"])
+        record["email"] = digest[:32]
+        record["fullname"] = f"user-{digest[:10]}"
+        record["last_seen"] = str(record["last_seen"])[:10] if record["last_seen"] else None
+    return sorted((tuple(record[column] for column in USAGE_COLUMNS) for record in records), key=lambda r: r[1])
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: a leading formula character gets the usual `'`, unless the cell
+    is a number (a negative number starts with `-`)."""
+    if text.startswith(FORMULA_STARTS):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
 
 
 def _cell(value: Any) -> str:
@@ -66,7 +130,7 @@ def _cell(value: Any) -> str:
             return ""
         exponent = value.as_tuple().exponent
         return f"{value:.2f}" if isinstance(exponent, int) and exponent < 0 else str(value)
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -98,12 +162,8 @@ def _query(settings: Settings, query: sql.Composed) -> list[tuple]:
             ) from None
 
 
-def export_usage(settings: Settings, out: Path, *, pseudonymize: bool) -> int:
-    key = settings.export_hmac_key or ""
-    if pseudonymize and not key:
-        raise ConfigurationError(
-            "--pseudonymize needs EXPORT_HMAC_KEY (a secret kept by the admin, the same for every export)"
-        )
+def export_usage(settings: Settings, out: Path, *, pseudonymize: bool, min_users: int = 5) -> int:
+    key = hmac_key(settings.export_hmac_key) if pseudonymize else b""
     rows = _query(
         settings,
         sql.SQL("select {} from {}.user_usage_stats order by email").format(
@@ -111,7 +171,7 @@ def export_usage(settings: Settings, out: Path, *, pseudonymize: bool) -> int:
         ),
     )
     if pseudonymize:
-        rows = sorted((pseudonymize_usage_row(row, key) for row in rows), key=lambda row: row[1])
+        rows = pseudonymize_usage(rows, key, min_users)
     return write_csv(out, USAGE_COLUMNS, rows)
 
 

@@ -32,8 +32,10 @@ def expand(
     def literal(moment: datetime) -> str:
         return "'" + moment.strftime("%Y-%m-%dT%H:%M:%SZ") + "'"
 
-    for name, value in (variables or {}).items():
+    for name, value in {"analytics_schema": "analytics", "raw_schema": "raw", **(variables or {})}.items():
         sql = sql.replace(f"${{{name}:sqlstring}}", sqlstring(value))
+        if isinstance(value, str):  # constants (the schema variables) are interpolated as they are
+            sql = sql.replace(f"${{{name}}}", value)
     sql = sql.replace("$__interval", interval)
     sql = re.sub(
         r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m.group(1)} BETWEEN {literal(start)} AND {literal(end)}", sql

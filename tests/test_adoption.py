@@ -17,12 +17,11 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.config import PROJECT_ROOT
-from loader.roles import ensure_readonly_role
 from stand_ins.graph import GraphApiStub, graph_user
 from tests.conftest import settings_for
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
-from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel
+from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel, drop_role, make_reader
 
 pytestmark = pytest.mark.dbt
 
@@ -196,14 +195,14 @@ def test_both_exports_have_every_user(adopted):
 
 def test_every_dashboard_panel_works_on_the_adopted_database(adopted, db):
     role = f"jhm_reader_{uuid.uuid4().hex[:8]}"
-    ensure_readonly_role(db, role, "reader-password", ["analytics", "public"])
-    params = {**adopted["database"].connect_kwargs(), "user": role, "password": "reader-password"}
+    params = make_reader(db, adopted["settings"], role)
     try:
         with psycopg.connect(autocommit=True, **params) as reader:
             example_user = reader.execute(
-                "select user_email from user_session_stats order by total_hours desc limit 1"
+                "select user_email from analytics.user_session_stats order by total_hours desc limit 1"
             ).fetchone()[0]
-            variables = {"user": example_user, **all_scope_values(reader)}
+            # The dashboards' schema constant set to the adopted database's raw schema, as its admin does.
+            variables = {"user": example_user, **all_scope_values(reader, {"raw_schema": "public"})}
             checked = 0
             for path in sorted(DASHBOARD_DIR.glob("*.json")):
                 for item in json.loads(path.read_text())["panels"]:
@@ -213,8 +212,7 @@ def test_every_dashboard_panel_works_on_the_adopted_database(adopted, db):
                     checked += 1
             assert checked >= 27
     finally:
-        db.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
-        db.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+        drop_role(db, role)
 
 
 def test_migrate_as_a_database_owner_who_is_not_a_superuser(admin_database, tmp_path):

@@ -28,11 +28,31 @@ CONFIGURATIONS = {
         "database.existingSecret=jhm-db",
     ],
     "namespaces": ["--set", "collector.namespaces={jhub,teaching}"],
+    "adopted-schemas": ["--set", "database.rawSchema=public", "--set", "networkPolicy.enabled=false"],
+    "own-service-account": [
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "serviceAccount.name=jhm",
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "podLabels.team=rcs",
+        "--set",
+        "extraEnv[0].name=HTTPS_PROXY",
+        "--set",
+        "extraEnv[0].value=http://proxy:3128",
+    ],
     "grafana-bundled": ["--set", "grafana.bundled.enabled=true"],
     "users-sync": GRAPH,
 }
 
 pytestmark = pytest.mark.skipif(HELM is None, reason="helm is installed by `make venv`")
+# Get and list pods, and their measured use from the metrics API: nothing else.
+POD_READER_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
+]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -69,17 +89,13 @@ def pod_specs(documents: list[dict]):
 
 def test_rbac_is_exactly_get_and_list_pods():
     everywhere = render()
-    assert [role["rules"] for role in by_kind(everywhere, "ClusterRole")] == [
-        [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
-    ]
+    assert [role["rules"] for role in by_kind(everywhere, "ClusterRole")] == [POD_READER_RULES]
     assert not by_kind(everywhere, "Role")
     some = render(*CONFIGURATIONS["namespaces"])
     assert not by_kind(some, "ClusterRole") and not by_kind(some, "ClusterRoleBinding")
     roles = by_kind(some, "Role")
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["jhub", "teaching"]
-    assert all(
-        role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}] for role in roles
-    )
+    assert all(role["rules"] == POD_READER_RULES for role in roles)
     bindings = by_kind(some, "RoleBinding")
     assert all(
         binding["subjects"]
@@ -150,7 +166,7 @@ def test_dashboards_come_from_grafana_dashboards_and_passwords_agree():
     shipped = {
         path.name: json.loads(path.read_text()) for path in (PROJECT_ROOT / "grafana" / "dashboards").glob("*.json")
     }
-    assert {name: json.loads(text) for name, text in configmap["data"].items()} == shipped
+    assert {name: json.loads(text) for name, text in configmap["data"].items()} == shipped  # default schemas
     secret = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")
     datasource = next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"].endswith("-grafana-datasource"))
     provisioned = yaml.safe_load(next(iter(datasource["stringData"].values())))["datasources"][0]
@@ -179,3 +195,137 @@ def test_schema_rejects_wrong_types(wrong):
 def test_notes_say_what_to_check():
     notes = helm("install", "hub-metrics", str(CHART), "--dry-run=client", "--namespace", "metrics").stdout
     assert "What to check now" in notes and "get cronjob hub-metrics-jupyterhub-metrics-collect" in notes
+    assert "--from=cronjob/hub-metrics-jupyterhub-metrics-check check-now" in notes
+    assert "resource-policy: keep" in notes
+
+
+def secret_of(documents: list[dict]) -> dict:
+    return next(s for s in by_kind(documents, "Secret") if s["metadata"]["name"] == "hub-metrics-jupyterhub-metrics")
+
+
+def test_generated_secrets_outlive_an_uninstall_and_the_hmac_key_is_strong():
+    secret = secret_of(render())
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    key = secret["stringData"]["EXPORT_HMAC_KEY"]
+    from loader.export import hmac_key
+
+    assert len(hmac_key(key)) == 32  # the loader accepts what the chart generates
+
+
+def test_an_external_database_without_a_password_is_refused_at_render_time():
+    result = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "database.external.enabled=true",
+        "--set",
+        "database.external.host=db.example.edu",
+        check=False,
+    )
+    assert result.returncode != 0 and "database.password or database.existingSecret" in result.stderr
+    assert render(
+        "--set",
+        "database.external.enabled=true",
+        "--set",
+        "database.external.host=db",
+        "--set",
+        "database.password=given",
+    )
+
+
+def test_only_this_release_and_grafana_reach_the_database():
+    policy = by_kind(render(), "NetworkPolicy")[0]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "database"
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert sources[0] == {
+        "podSelector": {
+            "matchLabels": {"app.kubernetes.io/name": "jupyterhub-metrics", "app.kubernetes.io/instance": "hub-metrics"}
+        }
+    }
+    assert sources[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "grafana"}}
+    assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
+    assert not by_kind(render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
+    assert not by_kind(render(*CONFIGURATIONS["external-database"]), "NetworkPolicy")
+
+
+def test_only_the_collector_mounts_a_service_account_token():
+    documents = render(*CONFIGURATIONS["grafana-bundled"], *GRAPH)
+    mounts = {
+        document["metadata"]["name"]: spec.get("automountServiceAccountToken")
+        for document, spec in pod_specs(documents)
+    }
+    assert mounts.pop("hub-metrics-jupyterhub-metrics-collect") is True
+    assert set(mounts.values()) == {False}, mounts
+    assert by_kind(documents, "ServiceAccount")[0]["automountServiceAccountToken"] is False
+
+
+def test_cronjobs_have_a_time_zone_and_their_own_deadlines_and_history():
+    cronjobs = {
+        c["metadata"]["name"].rsplit("-", 1)[-1]: c["spec"]
+        for c in by_kind(
+            render(*GRAPH, "--set", "check.failedJobsHistoryLimit=7", "--set", "timeZone=Europe/Berlin"), "CronJob"
+        )
+    }
+    assert {spec["timeZone"] for spec in cronjobs.values()} == {"Europe/Berlin"}
+    assert cronjobs["check"]["failedJobsHistoryLimit"] == 7 and cronjobs["collect"]["failedJobsHistoryLimit"] == 3
+    assert (
+        cronjobs["check"]["startingDeadlineSeconds"] == 3600 and cronjobs["collect"]["startingDeadlineSeconds"] == 120
+    )
+    assert {spec["timeZone"] for spec in [c["spec"] for c in by_kind(render(), "CronJob")]} == {"Etc/UTC"}
+
+
+def test_service_account_rbac_labels_and_extra_env_are_the_admins_to_set():
+    documents = render(*CONFIGURATIONS["own-service-account"])
+    assert not by_kind(documents, "ServiceAccount") and not by_kind(documents, "ClusterRole")
+    for document, spec in pod_specs(documents):
+        if document["kind"] == "StatefulSet":
+            continue
+        assert spec["serviceAccountName"] == "jhm"
+        env = {item["name"]: item.get("value") for item in spec["containers"][0]["env"]}
+        assert env["HTTPS_PROXY"] == "http://proxy:3128", document["metadata"]["name"]
+    labels = [
+        document["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        for document in by_kind(documents, "CronJob")
+    ]
+    assert all(label["team"] == "rcs" for label in labels)
+    annotated = render("--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x")
+    assert by_kind(annotated, "ServiceAccount")[0]["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"
+    }
+
+
+def test_graph_ids_from_values_and_only_the_secret_from_an_existing_secret():
+    documents = render(
+        "--set",
+        "graph.tenantId=tenant-1",
+        "--set",
+        "graph.clientId=client-1",
+        "--set",
+        "graph.existingSecret=jhm-graph",
+    )
+    cronjob = next(c for c in by_kind(documents, "CronJob") if c["metadata"]["name"].endswith("-users-sync"))
+    env = {
+        item["name"]: item
+        for item in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["AZURE_TENANT_ID"]["value"] == "tenant-1" and env["AZURE_CLIENT_ID"]["value"] == "client-1"
+    assert env["AZURE_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "jhm-graph",
+        "key": "AZURE_CLIENT_SECRET",
+    }
+
+
+def test_datasource_url_resolves_from_any_namespace_and_names_the_right_postgres():
+    datasource = next(s for s in by_kind(render(), "Secret") if s["metadata"]["name"].endswith("-grafana-datasource"))
+    provisioned = yaml.safe_load(next(iter(datasource["stringData"].values())))["datasources"][0]
+    assert provisioned["url"] == "hub-metrics-jupyterhub-metrics-timescaledb.metrics.svc.cluster.local:5432"
+    assert provisioned["jsonData"]["postgresVersion"] == 1600  # timescale/timescaledb:2.17.2-pg16
+
+
+def test_dashboards_carry_the_releases_schemas():
+    documents = render(*CONFIGURATIONS["adopted-schemas"])
+    configmap = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-dashboards"))
+    for text in configmap["data"].values():
+        variables = {v["name"]: v for v in json.loads(text)["templating"]["list"]}
+        assert (variables["raw_schema"]["query"], variables["analytics_schema"]["query"]) == ("public", "analytics")

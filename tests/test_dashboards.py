@@ -4,7 +4,11 @@ role against a database built from the demo data and returns rows of the shape t
 from __future__ import annotations
 
 import json
+import re
+import threading
+import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,7 +21,7 @@ from loader.dbt_runner import CYCLE_BUILD_ARGS
 from loader.demo import load_synthetic_hub
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
-from loader.roles import ensure_readonly_role
+from loader.roles import cancel_overrunning_reader_queries, ensure_readonly_role
 from loader.synthetic import directory_entries, synthetic_users
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt
@@ -37,18 +41,33 @@ def panels():
             yield pytest.param(board, item, id=f"{path.stem}: {item['title']}")
 
 
-def all_scope_values(conn) -> dict[str, list[str]]:
-    """What the cluster and namespace variables offer, as "All" selects them."""
+def all_scope_values(conn, schemas: dict[str, str] | None = None) -> dict[str, str | list[str]]:
+    """What the cluster and namespace variables offer, as "All" selects them (and the schema constants)."""
     board = json.loads((DASHBOARD_DIR / "overview.json").read_text())
     variables = {item["name"]: item for item in board["templating"]["list"]}
-    clusters = [row[0] for row in conn.execute(variables["cluster"]["query"]).fetchall()]
-    namespace_query = expand(variables["namespace"]["query"], start=START, end=END, variables={"cluster": clusters})
-    return {"cluster": clusters, "namespace": [row[0] for row in conn.execute(namespace_query).fetchall()]}
+    known: dict[str, str | list[str]] = {"analytics_schema": "analytics", "raw_schema": "raw", **(schemas or {})}
+    cluster_query = expand(variables["cluster"]["query"], start=START, end=END, variables=known)
+    known["cluster"] = [row[0] for row in conn.execute(cluster_query).fetchall()]
+    namespace_query = expand(variables["namespace"]["query"], start=START, end=END, variables=known)
+    known["namespace"] = [row[0] for row in conn.execute(namespace_query).fetchall()]
+    return known
+
+
+def make_reader(conn, settings, role: str, **limits) -> dict:
+    """The dashboards' role as `db readonly-role` makes it; connection parameters to log in as it."""
+    ensure_readonly_role(conn, role, "reader-password", [settings.analytics_schema, settings.raw_schema], **limits)
+    dbt(settings, "run-operation", "grant_dashboard_reads", "--args", json.dumps({"role": role}))
+    return {**settings.database.connect_kwargs(), "user": role, "password": "reader-password"}
+
+
+def drop_role(conn, role: str) -> None:
+    conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+    conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture(scope="module")
 def reader(module_database):
-    """A connection as the read-only role (search_path: analytics, raw), on demo data built by dbt."""
+    """A connection as the read-only role (default search_path), on demo data built by dbt."""
     settings = settings_for(module_database)
     role = f"jhm_reader_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
@@ -56,16 +75,14 @@ def reader(module_database):
         load_synthetic_hub(settings, days=6, users=40, seed=5, end=END)
         write_directory_entries(conn, settings.raw_schema, directory_entries(synthetic_users(40, 5), 5))
         dbt(settings, *CYCLE_BUILD_ARGS)
-        ensure_readonly_role(conn, role, "reader-password", [settings.analytics_schema, settings.raw_schema])
+        params = make_reader(conn, settings, role)
         example_user = conn.execute(
             "select user_email from analytics.user_session_stats order by total_hours desc limit 1"
         ).fetchone()[0]
-    params = {**module_database.connect_kwargs(), "user": role, "password": "reader-password"}
     with psycopg.connect(autocommit=True, **params) as connection:
         yield connection, {"user": example_user, **all_scope_values(connection)}
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
-        conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+        drop_role(conn, role)
 
 
 def generator():
@@ -133,7 +150,8 @@ def check_panel(conn, item, variables, *, start=START, end=END):
 @pytest.mark.parametrize(("board", "item"), list(panels()))
 def test_panel_query_runs_and_has_the_expected_shape(reader, board, item):
     conn, variables = reader
-    assert item["datasource"]["uid"] == "jupyterhub-metrics"
+    assert item["datasource"]["uid"] == item["targets"][0]["datasource"]["uid"] == "${datasource}"
+    assert item["description"].strip() and " Reads " in item["description"]
     check_panel(conn, item, variables)
 
 
@@ -144,10 +162,103 @@ def test_user_variable_cannot_change_the_query(reader):
     for item in detail["panels"]:
         query = expand(item["targets"][0]["rawSql"], start=START, end=END, variables={**variables, "user": hostile})
         assert conn.execute(query).fetchall() == []  # no user has that name: nothing, not everything
-    assert conn.execute("select count(*) from users").fetchone()[0] > 0
+    assert conn.execute("select count(*) from analytics.users").fetchone()[0] > 0
 
 
 def test_reader_role_cannot_write(reader):
     conn, _ = reader
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
         conn.execute("delete from raw.container_observations")
+
+
+@pytest.mark.parametrize("path", sorted(DASHBOARD_DIR.glob("*.json")), ids=lambda path: path.stem)
+def test_dashboard_json_is_importable_anywhere(path):
+    """Through Grafana's import UI into a Grafana that is not ours: a data source variable the user picks,
+    no fixed data source uid anywhere, every relation schema-qualified (no search_path assumed)."""
+    board = json.loads(path.read_text())
+    variables = {item["name"]: item for item in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "grafana-postgresql-datasource"
+    assert {variables[name]["type"] for name in ("analytics_schema", "raw_schema")} == {"constant"}
+    text = json.dumps(board)
+    assert '"uid": "jupyterhub-metrics"' not in text and "__inputs" not in board
+    assert board.get("id") is None  # a new dashboard on import, never overwriting one by id
+    for item in board["panels"]:
+        for name in re.findall(r"(?<!distinct )(?<!epoch )\b(?:from|join)\s+([^\s(]+)", item["targets"][0]["rawSql"]):
+            assert name.startswith(("${analytics_schema}.", "${raw_schema}.")), (item["title"], name)
+
+
+def test_the_role_cannot_lift_its_timeout_create_temp_tables_or_read_other_relations(reader, module_database):
+    conn, _ = reader
+    assert conn.execute("show statement_timeout").fetchone()[0] == "1min"
+    assert conn.execute("show search_path").fetchone()[0] == '"$user", public'
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("create temporary table scratch (id int)")
+    conn.execute("set default_transaction_read_only = off")  # a role may; TEMP is still refused
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("create temporary table scratch (id int)")
+    finally:
+        conn.execute("reset default_transaction_read_only")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # dashboards never read the raw observations
+        conn.execute("select count(*) from raw.container_observations")
+    assert conn.execute("select count(*) > 0 from analytics.user_sessions").fetchone()[0]
+
+
+def test_a_statement_past_the_timeout_is_cancelled_even_after_set_statement_timeout_0(module_database):
+    settings = settings_for(module_database)
+    role = f"jhm_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as admin:
+        params = make_reader(admin, settings, role, statement_timeout_seconds=1)
+        try:
+            with psycopg.connect(autocommit=True, **params) as lifted:
+                lifted.execute("set statement_timeout = 0")  # allowed: PostgreSQL lets every role do this
+                outcome: list[object] = []
+
+                def long_query():
+                    try:
+                        lifted.execute("select pg_sleep(20)")
+                        outcome.append("finished")
+                    except psycopg.errors.QueryCanceled:
+                        outcome.append("cancelled")
+
+                worker = threading.Thread(target=long_query)
+                worker.start()
+                time.sleep(2.0)
+                assert cancel_overrunning_reader_queries(admin, role, 1) == 1
+                worker.join(timeout=10)
+                assert outcome == ["cancelled"]
+        finally:
+            drop_role(admin, role)
+
+
+def test_the_role_connects_to_its_own_database_only(admin_database):
+    """As a database owner who owns another database too: with --restrict-other-databases the role cannot
+    connect there; the owner's other databases and everyone else's are left as they were otherwise."""
+    owner, role = f"jhm_owner_{uuid.uuid4().hex[:8]}", f"jhm_reader_{uuid.uuid4().hex[:8]}"
+    ours, other = f"jhm_test_{uuid.uuid4().hex[:12]}", f"jhm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(autocommit=True, **admin_database.connect_kwargs()) as admin:
+        admin.execute(
+            sql.SQL("create role {} login createrole password 'owner-password'").format(sql.Identifier(owner))
+        )
+        for name in (ours, other):
+            admin.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(owner)))
+    try:
+        as_owner = replace(admin_database, name=ours, user=owner, password="owner-password")
+        with psycopg.connect(autocommit=True, **as_owner.connect_kwargs()) as conn:
+            warned = ensure_readonly_role(conn, role, "reader-password", ["analytics", "raw"])
+            assert other in warned  # PUBLIC still has CONNECT there: said, not changed
+            assert ensure_readonly_role(
+                conn, role, "reader-password", ["analytics", "raw"], restrict_other_databases=True
+            ) == [name for name in warned if name != other]
+        reader_on = {**as_owner.connect_kwargs(), "user": role, "password": "reader-password"}
+        with psycopg.connect(**reader_on):
+            pass
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(**{**reader_on, "dbname": other})
+    finally:
+        with psycopg.connect(autocommit=True, **admin_database.connect_kwargs()) as admin:
+            for name in (ours, other):
+                admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(owner)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.dbt
 NOW = datetime.now(UTC).replace(microsecond=0)
 # Two days ago, but never in the previous month, so that every session falls in one month.
 PAST = max(NOW - timedelta(days=2), NOW.replace(day=1, hour=0, minute=0, second=0))
-HMAC_KEY = "k3y-kept-by-the-admin"
+# 32 random bytes as hex, as `secrets.token_hex(32)` makes them (made once for the tests).
+HMAC_KEY = "5c1f0b9e3a7d46e2a8b17c90d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c"
+OTHER_KEY = "d9e0f1a2b3c4d5e6f708192a3b4c5c1f0b9e3a7d46e2a8b17c90d3e4f5a6b7c8"
 
 
 def session(user, pod, node, start, minutes, **kwargs):
@@ -133,8 +137,8 @@ def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
 
 def test_pseudonymised_csv_is_stable_and_free_of_identities(history, tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    export_usage(history, first, pseudonymize=True)
-    export_usage(history, second, pseudonymize=True)
+    export_usage(history, first, pseudonymize=True, min_users=1)
+    export_usage(history, second, pseudonymize=True, min_users=1)
     assert first.read_bytes() == second.read_bytes()
     text = first.read_text(encoding="utf-8")
     for secret in ("alice", "bob", "zoë", "@x.edu", "Ådahl", "Bob, Jr."):
@@ -143,7 +147,7 @@ def test_pseudonymised_csv_is_stable_and_free_of_identities(history, tmp_path):
     assert rows[0] == list(USAGE_COLUMNS) and len(rows) == 4
     assert all(len(row[1]) == 32 for row in rows[1:])
     other_key = tmp_path / "c.csv"
-    export_usage(replace(history, export_hmac_key="another key"), other_key, pseudonymize=True)
+    export_usage(replace(history, export_hmac_key=OTHER_KEY), other_key, pseudonymize=True, min_users=1)
     assert other_key.read_bytes() != first.read_bytes()
 
 
@@ -187,3 +191,83 @@ def test_snapshot_keeps_directory_values_and_the_fix_up_applies_after_it(db):
     assert db.execute(
         "select department, job_title from analytics.int_department_history where email = 'bob@x.edu'"
     ).fetchall() == [("Physics", "GRAD TEACHING ASST")]
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["a", "k3y-kept-by-the-admin", "00" * 31, "aa" * 32, "not base64 at all, but long enough to pass a length check!!"],
+)
+def test_weak_hmac_keys_are_refused_in_one_line(history, tmp_path, weak):
+    with pytest.raises(ConfigurationError, match="at least 32 random bytes") as refused:
+        export_usage(replace(history, export_hmac_key=weak), tmp_path / "x.csv", pseudonymize=True)
+    assert "secrets.token_hex(32)" in str(refused.value) and (len(weak) < 3 or weak not in str(refused.value))
+
+
+def test_a_base64_key_is_accepted():
+    import base64
+
+    from loader.export import hmac_key
+
+    assert hmac_key(base64.b64encode(bytes.fromhex(HMAC_KEY)).decode()) == bytes.fromhex(HMAC_KEY)
+
+
+def test_pseudonymised_export_generalises_small_groups_and_dates_last_seen(history, tmp_path):
+    out = tmp_path / "p.csv"
+    export_usage(history, out, pseudonymize=True, min_users=2)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    # Chemistry (alice), Physics (bob) and no entry (zoë) each hold one user: none may be shown as it is.
+    departments = Counter(row["department"] for row in rows)
+    titles = Counter(row["jobtitle"] for row in rows)
+    assert set(departments) == {"Other"} and set(titles) == {"Other"}
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["last_seen"]) for row in rows)
+    assert all(row["fullname"].startswith("user-") for row in rows)  # with or without a directory entry
+
+
+def test_generalisation_never_leaves_a_group_below_the_threshold():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from loader.export import GENERALISED, generalise
+
+    @given(st.lists(st.sampled_from(["A", "B", "C", "D", None]), min_size=0, max_size=40), st.integers(1, 6))
+    def check(values, threshold):
+        result = generalise(values, threshold)
+        counts = Counter(result)
+        small = [value for value, count in counts.items() if count < threshold]
+        assert small == [] or len(values) < threshold or (small == [GENERALISED] and len(counts) == 1)
+        assert all(after in (before, GENERALISED) for before, after in zip(values, result, strict=True))
+
+    check()
+
+
+def test_formula_cells_are_neutralised_in_every_export(database, tmp_path):
+    """Directory values are anyone's to choose: none may run as a formula when the CSV is opened."""
+    settings = settings_for(database, export_hmac_key=HMAC_KEY)
+    hostile = ('=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(A1)")
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(
+            conn, settings, session("mallory@x.edu", "-jupyter-mallory", "cpu-1", PAST, 30, container_base="=cmd")
+        )
+        write_directory_entries(conn, settings.raw_schema, [found("mallory@x.edu", *hostile)])
+    dbt(settings, *CYCLE_BUILD_ARGS)
+    outputs = {name: tmp_path / f"{name}.csv" for name in ("usage", "pseudonymised", "departments")}
+    export_usage(settings, outputs["usage"], pseudonymize=False)
+    export_usage(settings, outputs["pseudonymised"], pseudonymize=True, min_users=1)
+    export_departments(settings, outputs["departments"], min_users=1)
+    for name, path in outputs.items():
+        cells = [cell for row in csv.reader(path.open(encoding="utf-8", newline="")) for cell in row]
+        dangerous = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(c)]
+        assert dangerous == [], name
+    usage = outputs["usage"].read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in usage and "'+cmd" in usage and "'@SUM(A1)" in usage and "'=cmd" in usage
+    assert "'+cmd" in outputs["departments"].read_text(encoding="utf-8")
+    assert "'+cmd" in outputs["pseudonymised"].read_text(encoding="utf-8")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

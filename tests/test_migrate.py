@@ -201,9 +201,11 @@ def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
     assert CliRunner().invoke(app, ["db", "migrate"]).exit_code == 0
     try:
         result = CliRunner().invoke(app, ["db", "readonly-role"])
-        assert result.exit_code == 0 and f"role {role} can read schemas analytics and raw" in result.output
+        assert result.exit_code == 0, result.output
+        assert f"role {role} reads the dashboards' relations in {database.name} only" in result.output
+        assert "statements limited to 60 s" in result.output
         with psycopg.connect(**{**database.connect_kwargs(), "user": role}) as reader:
-            assert reader.execute("select count(*) from container_observations").fetchone() == (0,)
+            assert reader.execute("select count(*) from raw.hourly_pod_usage").fetchone() == (0,)
     finally:
         conn.rollback()
         conn.execute(f"drop owned by {role}")

@@ -1,5 +1,6 @@
-{{/* One CronJob running the loader image. Arguments: context, name, schedule, command (list),
-     activeDeadlineSeconds, resources, backoffLimit, extraEnv (rendered YAML list items, optional). */}}
+{{/* One CronJob running the loader image. Arguments: context, name, job (its values: schedule,
+     activeDeadlineSeconds, startingDeadlineSeconds, history limits, resources), command (list), backoffLimit,
+     token (mount the service account token: the collector only), extraEnv (rendered YAML list items, optional). */}}
 {{- define "jhm.cronJob" -}}
 {{- $ := .context -}}
 apiVersion: batch/v1
@@ -10,23 +11,22 @@ metadata:
     {{- include "jhm.labels" $ | nindent 4 }}
     app.kubernetes.io/component: {{ .name }}
 spec:
-  schedule: {{ .schedule | quote }}
+  schedule: {{ .job.schedule | quote }}
+  timeZone: {{ $.Values.timeZone | quote }}
   concurrencyPolicy: Forbid
-  startingDeadlineSeconds: {{ $.Values.collector.startingDeadlineSeconds }}
-  successfulJobsHistoryLimit: {{ $.Values.collector.successfulJobsHistoryLimit }}
-  failedJobsHistoryLimit: {{ $.Values.collector.failedJobsHistoryLimit }}
+  startingDeadlineSeconds: {{ .job.startingDeadlineSeconds }}
+  successfulJobsHistoryLimit: {{ .job.successfulJobsHistoryLimit }}
+  failedJobsHistoryLimit: {{ .job.failedJobsHistoryLimit }}
   jobTemplate:
     spec:
       backoffLimit: {{ .backoffLimit }}
-      activeDeadlineSeconds: {{ .activeDeadlineSeconds }}
+      activeDeadlineSeconds: {{ .job.activeDeadlineSeconds }}
       template:
         metadata:
-          labels:
-            {{- include "jhm.selectorLabels" $ | nindent 12 }}
-            app.kubernetes.io/component: {{ .name }}
+          {{- include "jhm.podMetadata" (dict "context" $ "component" .name) | nindent 10 }}
         spec:
           restartPolicy: Never
-          {{- include "jhm.podSpecCommon" $ | nindent 10 }}
+          {{- include "jhm.podSpecCommon" (dict "context" $ "token" (.token | default false)) | nindent 10 }}
           containers:
             - name: {{ .name }}
               image: {{ include "jhm.image" $ }}
@@ -40,7 +40,7 @@ spec:
               securityContext:
                 {{- toYaml $.Values.securityContext | nindent 16 }}
               resources:
-                {{- toYaml .resources | nindent 16 }}
+                {{- toYaml .job.resources | nindent 16 }}
               volumeMounts:
                 - name: tmp
                   mountPath: /tmp

@@ -6,12 +6,12 @@ datasources:
     uid: jupyterhub-metrics
     type: grafana-postgresql-datasource
     access: proxy
-    url: {{ printf "%s:%s" (include "jhm.databaseHost" .) (include "jhm.databasePort" .) }}
+    url: {{ printf "%s:%s" (include "jhm.databaseHostQualified" .) (include "jhm.databasePort" .) }}
     user: {{ .Values.readonlyRole.user }}
     jsonData:
       database: {{ .Values.database.name }}
       sslmode: {{ ternary "disable" .Values.database.sslmode (not .Values.database.external.enabled) }}
-      postgresVersion: 1500
+      postgresVersion: {{ include "jhm.postgresVersion" . }}
       timescaledb: {{ not .Values.database.external.enabled }}
     secureJsonData:
       password: {{ .password | quote }}

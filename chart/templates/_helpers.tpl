@@ -25,6 +25,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "jhm.secretName" -}}{{ include "jhm.fullname" . }}{{- end -}}
 
+{{- define "jhm.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ .Values.serviceAccount.name | default (include "jhm.fullname" .) }}
+{{- else -}}{{ .Values.serviceAccount.name | default "default" }}{{- end -}}
+{{- end -}}
+
+{{/* Labels and annotations of every pod of the chart: selector labels, the component, podLabels, podAnnotations. */}}
+{{- define "jhm.podMetadata" -}}
+{{- $ := .context -}}
+labels:
+  {{- include "jhm.selectorLabels" $ | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- with $.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{- define "jhm.databaseSecret" -}}{{ .Values.database.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
 {{- define "jhm.readonlySecret" -}}{{ .Values.readonlyRole.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
 {{- define "jhm.graphSecret" -}}{{ .Values.graph.existingSecret | default (include "jhm.secretName" .) }}{{- end -}}
@@ -32,9 +52,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "jhm.databaseHost" -}}
 {{- if .Values.database.external.enabled -}}
 {{- required "database.external.host is required when database.external.enabled is true" .Values.database.external.host -}}
+{{- if not (or .Values.database.password .Values.database.existingSecret) -}}
+{{- fail "database.external.enabled needs database.password or database.existingSecret: the chart cannot know an existing database's password" -}}
+{{- end -}}
 {{- else -}}
 {{- printf "%s-timescaledb" (include "jhm.fullname" .) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The database host as any namespace resolves it (Grafana may run elsewhere). */}}
+{{- define "jhm.databaseHostQualified" -}}
+{{- if .Values.database.external.enabled -}}{{ include "jhm.databaseHost" . }}
+{{- else -}}{{ printf "%s.%s.svc.%s" (include "jhm.databaseHost" .) .Release.Namespace .Values.clusterDomain }}{{- end -}}
+{{- end -}}
+
+{{/* PostgreSQL major version times 100, as Grafana's datasource wants it: from the bundled image's tag
+     (2.17.2-pg16 gives 1600), or database.external.postgresVersion. */}}
+{{- define "jhm.postgresVersion" -}}
+{{- if .Values.database.external.enabled -}}{{ mul .Values.database.external.postgresVersion 100 }}
+{{- else -}}{{ mul (regexFind "[0-9]+$" (regexFind "pg[0-9]+" .Values.timescaledb.image.tag) | default "16" | atoi) 100 }}{{- end -}}
 {{- end -}}
 
 {{- define "jhm.databasePort" -}}
@@ -58,7 +94,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else if hasKey $cache .key -}}
 {{- index $cache .key -}}
 {{- else -}}
-{{- $generated := randAlphaNum 32 -}}
+{{- $generated := ternary (randBytes 32 | b64dec | printf "%x") (randAlphaNum 32) (.hex | default false) -}}
 {{- $_ := set $cache .key $generated -}}
 {{- $_ := set .context.Values "_generatedSecrets" $cache -}}
 {{- $generated -}}
@@ -92,10 +128,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: /tmp/dbt/logs
 - name: PYTHONDONTWRITEBYTECODE
   value: "1"
+- name: READONLY_DB_USER
+  value: {{ .Values.readonlyRole.user | quote }}
+- name: READONLY_STATEMENT_TIMEOUT
+  value: {{ .Values.readonlyStatementTimeoutSeconds | quote }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
+{{/* Arguments: context, and token (true only for the collector, the one pod that calls the Kubernetes API). */}}
 {{- define "jhm.podSpecCommon" -}}
-serviceAccountName: {{ include "jhm.fullname" . }}
+{{- $token := .token -}}
+{{- with .context -}}
+serviceAccountName: {{ include "jhm.serviceAccountName" . }}
+automountServiceAccountToken: {{ $token }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
@@ -118,6 +165,7 @@ volumes:
   - name: tmp
     emptyDir: {}
 {{- end -}}
+{{- end -}}
 
 {{- define "jhm.collectorEnv" -}}
 - name: COLLECT_NAMESPACES
@@ -134,12 +182,22 @@ volumes:
   value: {{ .Values.collector.clusterName | quote }}
 {{- end -}}
 
+{{/* Tenant and client ids are not secret: from values when given; the client secret from a Secret. */}}
 {{- define "jhm.graphEnv" -}}
-{{- range list "AZURE_TENANT_ID" "AZURE_CLIENT_ID" "AZURE_CLIENT_SECRET" }}
-- name: {{ . }}
+{{- range $name, $value := dict "AZURE_TENANT_ID" $.Values.graph.tenantId "AZURE_CLIENT_ID" $.Values.graph.clientId }}
+- name: {{ $name }}
+{{- if $value }}
+  value: {{ $value | quote }}
+{{- else }}
   valueFrom:
     secretKeyRef:
       name: {{ include "jhm.graphSecret" $ }}
-      key: {{ . }}
+      key: {{ $name }}
 {{- end }}
+{{- end }}
+- name: AZURE_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "jhm.graphSecret" $ }}
+      key: AZURE_CLIENT_SECRET
 {{- end -}}
