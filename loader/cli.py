@@ -180,12 +180,16 @@ def collect(
     email_domain: str | None = typer.Option(None, help="Domain appended to bare usernames to make emails."),
     cluster: str | None = typer.Option(None, help="Cluster name recorded with every row."),
     from_file: Path | None = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
+    metrics_from_file: Path | None = typer.Option(
+        None, help="Read `kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods` output instead of the metrics API."
+    ),
     at: str | None = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
 ) -> None:
     """Record one observation per running single-user pod."""
+    from loader.collect import MetricsSource, pods_from_file
     from loader.collect import collect as run_collection
-    from loader.collect import pods_from_file
-    from loader.kubernetes_source import api_client, list_running_pods
+    from loader.collect import metrics_from_file as metrics_file
+    from loader.kubernetes_source import api_client, list_pod_metrics, list_running_pods
 
     config = settings()
     overrides: dict[str, Any] = {
@@ -198,20 +202,35 @@ def collect(
     }
     collect_settings = replace(config.collect, **{key: value for key, value in overrides.items() if value is not None})
     config = replace(config, collect=collect_settings)
+    metrics: MetricsSource | None = metrics_file(metrics_from_file) if metrics_from_file else None
     if from_file is not None:
         source = pods_from_file(from_file, collect_settings.selector)
     else:
+        api = functools.partial(api_client, collect_settings.request_timeout_seconds)
 
         def source():
             return list_running_pods(
-                api_client(collect_settings.request_timeout_seconds),
+                api(),
                 namespaces=collect_settings.namespaces,
                 selector=collect_settings.selector,
                 request_timeout=collect_settings.request_timeout_seconds,
                 attempts=collect_settings.attempts,
             )
 
-    result = run_collection(config, source, observed_at=parse_at(at))
+        if metrics is None:
+
+            def read_metrics():
+                return list_pod_metrics(
+                    api(),
+                    namespaces=collect_settings.namespaces,
+                    selector=collect_settings.selector,
+                    request_timeout=collect_settings.request_timeout_seconds,
+                    attempts=2,
+                )
+
+            metrics = read_metrics
+
+    result = run_collection(config, source, observed_at=parse_at(at), metrics_source=metrics)
     typer.echo(result.summary())
     _enforce_reader_timeout(config)
 

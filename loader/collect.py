@@ -16,12 +16,24 @@ import psycopg
 from loader.config import CollectSettings, Settings
 from loader.db import connect
 from loader.errors import LoaderError, one_line_failure
-from loader.pods import Observation, Skip, UserSource, is_running, matches_selector, observation_from_pod
+from loader.pods import (
+    Observation,
+    PodUse,
+    Skip,
+    UserSource,
+    is_running,
+    matches_selector,
+    observation_from_pod,
+    pod_use_from_metrics,
+    with_measured_use,
+)
 from loader.raw_store import RunRecord, record_collection, record_failed_run
 
 log = logging.getLogger(__name__)
 
 PodSource = Callable[[], list[dict[str, Any]]]
+MetricsSource = Callable[[], "PodUse | None"]
+METRICS_PATH = "/apis/metrics.k8s.io/v1beta1/pods"
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ def pods_from_file(path: Path, selector: str) -> PodSource:
 
 
 def build_rows(
-    pods: list[dict[str, Any]], settings: CollectSettings, observed_at: datetime
+    pods: list[dict[str, Any]], settings: CollectSettings, observed_at: datetime, use: PodUse | None = None
 ) -> tuple[list[Observation], Counter[str]]:
     sources = parse_user_sources(settings.user_sources)
     name_sources = parse_user_sources(settings.name_sources, "--name-from or COLLECT_NAME_FROM")
@@ -100,7 +112,7 @@ def build_rows(
             key = (outcome.cluster, outcome.namespace, outcome.user_email, outcome.pod_name)
             if key not in seen:
                 seen.add(key)
-                rows.append(outcome)
+                rows.append(with_measured_use(outcome, pod, use) if use else outcome)
                 continue
             outcome = Skip(
                 f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "the same pod was listed twice in one run"
@@ -110,14 +122,59 @@ def build_rows(
     return rows, skipped
 
 
-def collect(settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None) -> CollectionResult:
+def collect(
+    settings: Settings,
+    pod_source: PodSource,
+    *,
+    observed_at: datetime | None = None,
+    metrics_source: MetricsSource | None = None,
+) -> CollectionResult:
     """Runs one collection. On failure writes a failed run record (when the database is reachable) and raises."""
     with connect(settings.database) as conn:
-        return collect_into(conn, settings, pod_source, observed_at=observed_at)
+        return collect_into(conn, settings, pod_source, observed_at=observed_at, metrics_source=metrics_source)
+
+
+def measured_use(metrics_source: MetricsSource | None) -> PodUse | None:
+    """The pods' measured use, or None: a cluster without the metrics API (or a failing one) costs the run
+    its use figures and one log line, never the run."""
+    if metrics_source is None:
+        return None
+    try:
+        return metrics_source()
+    except LoaderError as error:
+        log.warning("no measured use in this run: %s", error)
+    except Exception as error:
+        log.warning("no measured use in this run: %s", one_line_failure("reading pod metrics", error))
+    return None
+
+
+def metrics_from_file(path: Path) -> MetricsSource:
+    """`kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods` output, for replays."""
+
+    def read() -> PodUse:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise LoaderError(f"cannot read pod metrics {path}: {error.strerror}") from None
+        except (ValueError, RecursionError):
+            raise LoaderError(
+                f"pod metrics {path} is not JSON; pass `kubectl get --raw {METRICS_PATH}` output"
+            ) from None
+        use, malformed = pod_use_from_metrics(document)
+        if malformed:
+            log.warning("skipped %d malformed pod metrics in %s", malformed, path)
+        return use
+
+    return read
 
 
 def collect_into(
-    conn: psycopg.Connection, settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None
+    conn: psycopg.Connection,
+    settings: Settings,
+    pod_source: PodSource,
+    *,
+    observed_at: datetime | None = None,
+    metrics_source: MetricsSource | None = None,
 ) -> CollectionResult:
     started_at = datetime.now(UTC)
     observed_at = observed_at or started_at
@@ -125,7 +182,7 @@ def collect_into(
     try:
         pods = pod_source()
         run.pods_listed = len(pods)
-        rows, skipped = build_rows(pods, settings.collect, observed_at)
+        rows, skipped = build_rows(pods, settings.collect, observed_at, measured_use(metrics_source))
         run.skip_reasons = dict(skipped)
         run_id = record_collection(conn, settings.raw_schema, run, rows)
     except Exception as error:  # every run that starts leaves a run record, whatever ended it

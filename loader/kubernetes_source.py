@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from loader.errors import KubernetesError
+from loader.pods import PodUse, pod_use_from_metrics
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,55 @@ def list_running_pods(
             if not continue_token:
                 break
     return pods
+
+
+def list_pod_metrics(
+    api: client.ApiClient,
+    *,
+    namespaces: tuple[str, ...],
+    selector: str,
+    request_timeout: float,
+    attempts: int = 4,
+    backoff_seconds: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PodUse | None:
+    """The measured use of the selected pods from the metrics API (metrics.k8s.io/v1beta1 PodMetrics, read
+    as raw JSON); None where the cluster has no metrics API or may not be asked (one log line each time)."""
+    metrics = client.CustomObjectsApi(api)
+    use: PodUse = {}
+    for namespace in namespaces or (None,):
+        kwargs: dict[str, Any] = {
+            "label_selector": selector,
+            "_request_timeout": request_timeout,
+            "_preload_content": False,
+        }
+        try:
+            page = _with_retries(
+                functools.partial(
+                    metrics.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1", namespace, "pods", **kwargs
+                )
+                if namespace
+                else functools.partial(
+                    metrics.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "pods", **kwargs
+                ),
+                what="listing pod metrics",
+                attempts=attempts,
+                backoff_seconds=backoff_seconds,
+                sleep=sleep,
+            )
+        except KubernetesError as error:
+            log.warning("no measured use in this run (%s)", error)
+            return None
+        try:
+            document = json.loads(page.data)
+        except (ValueError, RecursionError):
+            log.warning("no measured use in this run: the metrics API sent something that is not JSON")
+            return None
+        found, malformed = pod_use_from_metrics(document)
+        if malformed:
+            log.warning("skipped %d malformed pod metrics", malformed)
+        use.update(found)
+    return use
 
 
 def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None]:

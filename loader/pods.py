@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -57,6 +57,9 @@ class Observation:
     cpu_request: Decimal | None
     memory_request_bytes: int | None
     pod_started_at: datetime | None
+    # The notebook container's measured use (metrics API); None where unknown.
+    cpu_usage_cores: Decimal | None = None
+    memory_usage_bytes: int | None = None
     # Not a column of container_observations: collection keeps users.user_id current with it.
     hub_username: str = field(default="", compare=False)
 
@@ -410,3 +413,52 @@ def matches_selector(pod: Any, selector: str) -> bool:
         elif requirement not in labels:
             return False
     return True
+
+
+# (namespace, pod name) -> container name -> (CPU cores, memory bytes), from a PodMetricsList.
+PodUse = dict[tuple[str, str], dict[str, tuple[Decimal | None, int | None]]]
+
+
+def pod_use_from_metrics(document: Any) -> tuple[PodUse, int]:
+    """Measured use per pod and container from `metrics.k8s.io/v1beta1` PodMetrics (what `kubectl get --raw
+    /apis/metrics.k8s.io/v1beta1/pods` prints). Returns the use and how many items were malformed (skipped)."""
+    items = document.get("items") if isinstance(document, Mapping) else None
+    use: PodUse = {}
+    malformed = 0
+    for item in items if isinstance(items, list) else []:
+        try:
+            metadata = _mapping(item, "item").get("metadata")
+            metadata = _mapping(metadata, "metadata")
+            key = (
+                clean_text(metadata.get("namespace") or "", "namespace", "namespace"),
+                clean_text(metadata.get("name") or "", "name", "name"),
+            )
+            containers: dict[str, tuple[Decimal | None, int | None]] = {}
+            for index, container in enumerate(_sequence(_mapping(item, "item").get("containers"), "containers")):
+                container = _mapping(container, f"containers[{index}]")
+                usage = _mapping(container.get("usage"), "usage")
+                name = clean_text(container.get("name") or "", "containers.name", "name")
+                containers[name] = (
+                    parse_cpu(usage.get("cpu"), "usage.cpu"),
+                    parse_memory(usage.get("memory"), "usage.memory"),
+                )
+            use[key] = containers
+        except Malformed:
+            malformed += 1
+    return use, malformed
+
+
+def with_measured_use(row: Observation, pod: Mapping[str, Any], use: PodUse) -> Observation:
+    """The row with its notebook container's measured use, where the metrics API reported the pod."""
+    containers = use.get((row.namespace or "", row.pod_name))
+    if not containers:
+        return row
+    container = notebook_container(pod)
+    name = container.get("name") if container else None
+    measured = containers.get(name) if isinstance(name, str) else None
+    if measured is None and len(containers) == 1:
+        measured = next(iter(containers.values()))
+    if measured is None:
+        return row
+    cpu, memory = measured
+    return replace(row, cpu_usage_cores=cpu, memory_usage_bytes=memory)

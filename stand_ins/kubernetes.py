@@ -20,6 +20,8 @@ def _namespace(pod: object) -> object:
 class KubeApiStub(LocalHttpStub):
     def __init__(self, pods: list[dict]):
         self.pods = pods
+        # PodMetrics items the metrics API (metrics.k8s.io/v1beta1) serves; None: no metrics API (404).
+        self.pod_metrics: list[dict] | None = None
         self.faults: list[object] = []  # per request, in order: an HTTP status, or "timeout"
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.authorization: list[str | None] = []
@@ -43,6 +45,13 @@ class KubeApiStub(LocalHttpStub):
                         self, fault, {"kind": "Status", "apiVersion": "v1", "code": fault, "message": "scripted"}
                     )
                 parts = url.path.strip("/").split("/")
+                if parts[:3] == ["apis", "metrics.k8s.io", "v1beta1"] and parts[-1] == "pods":
+                    if stub.pod_metrics is None:
+                        return send_json(self, 404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                    wanted = parts[4] if len(parts) == 6 and parts[3] == "namespaces" else None
+                    items = [m for m in stub.pod_metrics if wanted is None or _namespace(m) == wanted]
+                    return send_json(self, 200, {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                                 "metadata": {}, "items": items})
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
                     return send_json(self, 404, {"kind": "Status", "code": 404})
                 namespace = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None

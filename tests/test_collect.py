@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ from loader.config import PROJECT_ROOT, DatabaseSettings
 from loader.errors import LoaderError
 from loader.migrate import migrate
 from stand_ins.kubernetes import KubeApiStub
-from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list
+from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list, pod_metrics
 
 AT = "2026-11-02T10:00:00+00:00"
 
@@ -385,3 +386,55 @@ def test_unexpected_failure_is_one_line_with_a_run_record_and_debug_shows_the_tr
     ]
     debug = run_cli(database, monkeypatch, "--debug", "collect", "--from-file", str(path))
     assert debug.exit_code == 1 and isinstance(debug.exception, LoaderError)
+
+
+def two_container_metrics():
+    """The notebook container and a sidecar, for each pod: only the notebook container is the user's use."""
+    return [
+        pod_metrics(KUBESPAWNER_7_POD, {"notebook": ("1532m", "2Gi"), "sidecar-proxy": ("900m", "1Gi")}),
+        pod_metrics(KUBESPAWNER_6_POD, {"notebook": ("12500u", "300Mi"), "sidecar-proxy": ("2m", "20Mi")}),
+    ]
+
+
+def measured(conn):
+    return dict(
+        (row[0], (row[1], row[2])) for row in conn.execute(
+            "select pod_name, cpu_usage_cores, memory_usage_bytes from raw.container_observations").fetchall())
+
+
+def test_measured_use_from_the_metrics_api_counts_the_notebook_container(migrated, database, conn, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with KubeApiStub([KUBESPAWNER_7_POD, KUBESPAWNER_6_POD]) as stub:
+        stub.pod_metrics = two_container_metrics()
+        monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
+        result = run_cli(database, monkeypatch, "collect", "--email-domain", "example.edu")
+    assert result.exit_code == 0, result.output
+    assert "/apis/metrics.k8s.io/v1beta1/pods" in [path for path, _ in stub.requests]
+    assert measured(conn) == {
+        "jupyter-jane-doe---2f1a9c3e--thesis": (Decimal("1.532"), 2 * 2**30),
+        "jupyter-bob-2esmith": (Decimal("0.0125"), 300 * 2**20),
+    }
+
+
+def test_measured_use_from_a_file_for_replays(migrated, database, conn, tmp_path, monkeypatch):
+    pods = write_pods(tmp_path, KUBESPAWNER_7_POD, KUBESPAWNER_6_POD)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                   "items": two_container_metrics()}))
+    result = run_cli(database, monkeypatch, "collect", "--from-file", str(pods), "--metrics-from-file", str(metrics),
+                     "--email-domain", "example.edu", "--at", AT)
+    assert result.exit_code == 0, result.output
+    assert measured(conn)["jupyter-bob-2esmith"] == (Decimal("0.0125"), 300 * 2**20)
+
+
+def test_a_cluster_without_the_metrics_api_gives_a_succeeded_run_with_null_use(
+        migrated, database, conn, tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with KubeApiStub([KUBESPAWNER_7_POD, KUBESPAWNER_6_POD]) as stub:  # pod_metrics None: 404
+        monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
+        with caplog.at_level("WARNING"):
+            result = run_cli(database, monkeypatch, "collect", "--email-domain", "example.edu")
+    assert result.exit_code == 0, result.output
+    assert set(measured(conn).values()) == {(None, None)}
+    assert conn.execute("select status, rows_recorded from raw.collector_runs").fetchall() == [("succeeded", 2)]
+    assert len([r for r in caplog.records if "no measured use" in r.getMessage()]) == 1
