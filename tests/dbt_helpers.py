@@ -29,6 +29,8 @@ def observation(
     container_base: str = "scipy-notebook",
     container_version: str = "1",
     gpu_count: int | None = 0,
+    cpu_usage_cores: Decimal | None = None,
+    memory_usage_bytes: int | None = None,
 ) -> Observation:
     return Observation(
         timestamp=at,
@@ -48,6 +50,8 @@ def observation(
         cpu_request=Decimal("0.5"),
         memory_request_bytes=2**30,
         pod_started_at=None,
+        cpu_usage_cores=cpu_usage_cores,
+        memory_usage_bytes=memory_usage_bytes,
     )
 
 

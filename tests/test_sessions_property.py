@@ -10,6 +10,7 @@ import random
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -42,8 +43,12 @@ STEPS = [
 SESSION_COLUMNS = (
     "session_id, user_email, pod_name, node_name, session_start, session_end, observation_count,"
     " container_base, container_version, pod_uid, gpu_count, node_type, last_collector_run_id,"
-    " round(runtime_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9)"
+    " round(runtime_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
+    " measured_observation_count, cpu_usage_cores_sum, avg_cpu_usage_cores, max_memory_usage_bytes,"
+    " last_cpu_usage_cores, idle_seconds, round(idle_hours::numeric, 9), cpu_request_cores"
 )
+# Measured CPU use: unknown, idle (below the 0.05-core threshold) or busy.
+USES = [None, Decimal("0.01"), Decimal("0.02"), Decimal("0.049"), Decimal("0.05"), Decimal("1.5")]
 
 
 def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, bool]:
@@ -71,6 +76,8 @@ def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, boo
                     container_base=rng.choice(["scipy", "torch", "r"]),
                     container_version=rng.choice(["1", "2"]),
                     gpu_count=rng.choice([0, 1, 2, None]),
+                    cpu_usage_cores=rng.choice(USES),
+                    memory_usage_bytes=rng.choice([None, 2**30, 3 * 2**30]),
                 )
             )
             moment += rng.choice(STEPS) + timedelta(seconds=rng.choice([0, 0, 0, 17]))
@@ -81,6 +88,7 @@ def per_user_and_node(conn, schema: str = "analytics") -> tuple[set[tuple], set[
     users = conn.execute(
         "select user_email, round(total_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
         " round(gpu_device_hours::numeric, 9), total_sessions, applications_used, first_session, last_session,"
+        " round(idle_gpu_hours::numeric, 9), round(cpu_efficiency, 12),"
         f" favorite_container, last_collector_run_id from {schema}.user_session_stats"
     ).fetchall()
     nodes = conn.execute(f"select * from {schema}.nodes").fetchall()
@@ -115,7 +123,12 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
 
 
 def sessions(conn, where: str = "true", schema: str = "analytics") -> set[tuple]:
-    return set(conn.execute(f"select {SESSION_COLUMNS} from {schema}.user_sessions where {where}").fetchall())
+    rows = set(conn.execute(f"select {SESSION_COLUMNS} from {schema}.user_sessions where {where}").fetchall())
+    days = conn.execute(
+        f"select session_id, day, round(hours::numeric, 9), round(coalesce(idle_gpu_hours, -1)::numeric, 9),"
+        f" cpu_core_hours is null from {schema}.session_days"
+    ).fetchall()
+    return rows | {("day", *row) for row in days}
 
 
 @pytest.mark.parametrize("seed", [11, 2026])
@@ -133,7 +146,7 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     for obs in everything:  # random batches: every batch holds observations from anywhere in time
         batches[rng.randrange(batch_count)].append(obs)
 
-    incremental_marts = ["user_sessions", "user_session_stats", "nodes"]
+    incremental_marts = ["user_sessions", "user_session_stats", "nodes", "session_days"]
     dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)  # first build: empty tables
     for number, batch in enumerate(batches):
         # Some observations arrive through other writers, with no run id: the predecessor's collector
@@ -209,6 +222,7 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
                     node,
                     moment,
                     pod_uid=uid if rng.random() < 0.95 else None,
+                    cpu_usage_cores=rng.choice(USES),
                     container_base=image,
                     gpu_count=rng.choice([1, 1, 1, 2]),
                 )
@@ -231,7 +245,7 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     )
     late = [obs for obs in everything if rng.random() < 0.03]
     on_time = [obs for obs in everything if obs not in late]
-    incremental_marts = ["user_sessions", "user_session_stats", "nodes"]
+    incremental_marts = ["user_sessions", "user_session_stats", "nodes", "session_days"]
     dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)
     cycles = 14
     for number in range(cycles):

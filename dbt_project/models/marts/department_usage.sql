@@ -1,9 +1,9 @@
 {{ config(materialized='view') }}
 
-{#- Each session counts for the department its user had when it started (users_history). A view:
-    a department change can re-attribute old months (a user's first directory entry reaches back
-    to their first session), so a stored copy would have to be rebuilt from all history every
-    cycle; computed on query, it costs nothing in the 5-minute cycle. -#}
+{#- Per department and calendar month (UTC): each session belongs to the department its user had when it
+    started (users_history), and its hours count in the days they happened (session_days). A view: a
+    department change can re-attribute old months (a user's first directory entry reaches back to their
+    first session), so a stored copy would have to be rebuilt from all history every cycle. -#}
 
 with
 
@@ -11,18 +11,57 @@ sessions as (
     select * from {{ ref('department_sessions') }}
 ),
 
+days as (
+    select * from {{ ref('session_days') }}
+),
+
+rates as (
+    select * from {{ ref('int_cost_rates') }}
+),
+
+attributed_days as (
+    select
+        (date_trunc('month', days.day))::date as month,
+        sessions.department,
+        sessions.user_email,
+        sessions.session_id,
+        sessions.session_start,
+        days.hours,
+        days.gpu_hours,
+        days.cpu_hours,
+        days.gpu_device_hours,
+        days.idle_gpu_hours,
+        days.cpu_core_hours,
+        days.cpu_used_core_hours,
+        days.gpu_device_hours * rates.gpu_hour
+        + days.cpu_core_hours * rates.cpu_core_hour
+        + days.memory_gib_hours * rates.memory_gib_hour as cost,
+        rates.currency
+    from days
+    inner join sessions on days.session_id = sessions.session_id
+    left join rates on days.day >= rates.valid_from and days.day < rates.valid_to
+),
+
 per_department_month as (
     select
-        (date_trunc('month', session_start at time zone 'UTC'))::date as month,
+        month,
         department,
         count(distinct user_email) as users,
-        count(*) as sessions,
-        sum(runtime_hours) as total_hours,
+        count(distinct session_id) filter (
+            where date_trunc('month', session_start at time zone 'UTC')::date = month
+        ) as sessions,
+        sum(hours) as total_hours,
         sum(gpu_hours) as gpu_hours,
         sum(cpu_hours) as cpu_hours,
-        sum(gpu_device_hours) as gpu_device_hours
-    from sessions
-    group by 1, 2
+        sum(gpu_device_hours) as gpu_device_hours,
+        sum(idle_gpu_hours) as idle_gpu_hours,
+        sum(cpu_used_core_hours) filter (where cpu_core_hours > 0)
+        / nullif(sum(cpu_core_hours) filter (where cpu_used_core_hours is not null), 0) as cpu_efficiency,
+        sum(cost) as cost,
+        min(currency) as currency,
+        coalesce(sum(hours) filter (where cost is null), 0) as uncosted_hours
+    from attributed_days
+    group by month, department
 )
 
 select * from per_department_month

@@ -37,6 +37,7 @@ sessions as (
 previous as (
     select
         null::text as node_key,
+        null::int as max_gpu_count,
         null::timestamptz as first_seen,
         null::timestamptz as last_seen
     where false
@@ -49,6 +50,7 @@ changed as (
         {{ node_key('cluster', 'node_name') }} as node_key,
         cluster,
         node_name,
+        max(gpu_count) as max_gpu_count,
         min(session_start) as first_seen,
         max(session_end) as last_seen,
         max(last_collector_run_id) as last_collector_run_id
@@ -60,7 +62,10 @@ select
     changed.node_key,
     changed.cluster,
     changed.node_name,
-    {{ node_type('changed.node_name') }} as node_type,
+    -- A node is GPU once a pod on it was given GPUs, CPU while known pods were given none; only where no
+    -- request is known (rows from before adoption) does its name decide (node_rule).
+    {{ gpu_or_cpu('greatest(changed.max_gpu_count, previous.max_gpu_count)', 'changed.node_name') }} as node_type,
+    greatest(changed.max_gpu_count, previous.max_gpu_count) as max_gpu_count,
     least(changed.first_seen, previous.first_seen) as first_seen,
     greatest(changed.last_seen, previous.last_seen) as last_seen,
     changed.last_collector_run_id

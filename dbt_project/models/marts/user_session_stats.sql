@@ -77,6 +77,11 @@ per_user as (
         sum(gpu_hours) as gpu_hours,
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
+        sum(idle_hours) filter (where node_type = 'gpu') as idle_gpu_hours,
+        sum(avg_cpu_usage_cores * runtime_hours::numeric) filter (where cpu_request_cores > 0)
+        / nullif(
+            sum(cpu_request_cores * runtime_hours::numeric) filter (where avg_cpu_usage_cores is not null), 0
+        ) as cpu_efficiency,
         count(*) as total_sessions,
         count(distinct container_base) as applications_used,
         min(session_start) as first_session,
@@ -92,6 +97,8 @@ select
     per_user.gpu_hours,
     per_user.cpu_hours,
     per_user.gpu_device_hours,
+    per_user.idle_gpu_hours,
+    per_user.cpu_efficiency,
     per_user.total_sessions,
     per_user.applications_used,
     per_user.first_session,

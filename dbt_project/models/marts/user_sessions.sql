@@ -21,6 +21,7 @@
     boundary is certain. -#}
 
 {%- set gap = "interval '" ~ var('session_gap_minutes') ~ " minutes'" %}
+{%- set idle_below = var('idle_cpu_cores') | float %}
 {%- set key = session_key() | join(', ') %}
 {%- set session_columns %}
         session_start,
@@ -32,6 +33,13 @@
         server_name,
         user_name,
         gpu_count,
+        cpu_request_cores,
+        memory_request_bytes,
+        measured_observation_count,
+        cpu_usage_cores_sum,
+        max_memory_usage_bytes,
+        last_cpu_usage_cores,
+        idle_seconds,
         last_collector_run_id
 {%- endset %}
 
@@ -57,8 +65,10 @@ new_observations as (
 new_steps as (
     select
         *,
-        observed_at - lag(observed_at) over (partition by {{ key }} order by observed_at) as step
+        observed_at - lag(observed_at) over new_in_order as step,
+        lag(cpu_usage_cores) over new_in_order as previous_cpu_usage_cores
     from new_observations
+    window new_in_order as (partition by {{ key }} order by observed_at)
 ),
 
 -- What a key's new observations would add to its open session, summed up without its history.
@@ -78,6 +88,14 @@ touched_keys as (
         (array_agg(server_name order by observed_at desc))[1] as last_server_name,
         (array_agg(user_name order by observed_at desc) filter (where user_name is not null))[1] as last_user_name,
         max(gpu_count) as max_gpu_count,
+        max(cpu_request_cores) as max_cpu_request_cores,
+        max(memory_request_bytes) as max_memory_request_bytes,
+        count(cpu_usage_cores) as new_measured_observations,
+        sum(cpu_usage_cores) as new_cpu_usage_cores_sum,
+        max(memory_usage_bytes) as new_max_memory_usage_bytes,
+        (array_agg(cpu_usage_cores order by observed_at))[1] as first_cpu_usage_cores,
+        (array_agg(cpu_usage_cores order by observed_at desc))[1] as last_cpu_usage_cores,
+        sum({{ idle_seconds('step', 'previous_cpu_usage_cores', 'cpu_usage_cores', idle_below) }}) as new_idle_seconds,
         max(collector_run_id) as last_collector_run_id
     from new_steps
     group by {{ key }}
@@ -94,7 +112,14 @@ open_sessions as (
         latest.container_version as open_version,
         latest.pod_uid as open_pod_uid,
         latest.user_name as open_user_name,
-        latest.gpu_count as open_gpu_count
+        latest.gpu_count as open_gpu_count,
+        latest.cpu_request_cores as open_cpu_request_cores,
+        latest.memory_request_bytes as open_memory_request_bytes,
+        latest.measured_observation_count as open_measured_observations,
+        latest.cpu_usage_cores_sum as open_cpu_usage_cores_sum,
+        latest.max_memory_usage_bytes as open_max_memory_usage_bytes,
+        latest.last_cpu_usage_cores as open_last_cpu_usage_cores,
+        latest.idle_seconds as open_idle_seconds
     from touched_keys
     left join lateral (
         select previous_sessions.*
@@ -122,6 +147,19 @@ extended_sessions as (
         last_server_name as server_name,
         coalesce(last_user_name, open_user_name) as user_name,
         greatest(open_gpu_count, max_gpu_count) as gpu_count,
+        greatest(open_cpu_request_cores, max_cpu_request_cores) as cpu_request_cores,
+        greatest(open_memory_request_bytes, max_memory_request_bytes) as memory_request_bytes,
+        open_measured_observations + new_measured_observations as measured_observation_count,
+        {{ sum_of_known('open_cpu_usage_cores_sum', 'new_cpu_usage_cores_sum') }} as cpu_usage_cores_sum,
+        greatest(open_max_memory_usage_bytes, new_max_memory_usage_bytes) as max_memory_usage_bytes,
+        last_cpu_usage_cores,
+        {{ sum_of_known(
+            'open_idle_seconds',
+            'new_idle_seconds',
+            idle_seconds(
+                'earliest_new_observation - open_end', 'open_last_cpu_usage_cores', 'first_cpu_usage_cores', idle_below
+            ),
+        ) }} as idle_seconds,
         last_collector_run_id
     from open_sessions
     where
@@ -184,27 +222,33 @@ observations_with_previous as (
     select
         *,
         lag(observed_at) over by_pod_and_node as previous_observed_at,
-        lag(pod_uid) over by_pod_and_node as previous_pod_uid
+        lag(pod_uid) over by_pod_and_node as previous_pod_uid,
+        lag(cpu_usage_cores) over by_pod_and_node as previous_cpu_usage_cores
     from observations
     window by_pod_and_node as (partition by {{ key }} order by observed_at)
+),
+
+session_starts as (
+    select
+        *,
+        case
+            when previous_observed_at is null then 1
+            when observed_at - previous_observed_at > {{ gap }} then 1
+            when pod_uid <> previous_pod_uid then 1
+            else 0
+        end as session_start_marker
+    from observations_with_previous
 ),
 
 session_numbers as (
     select
         *,
-        sum(
-            case
-                when previous_observed_at is null then 1
-                when observed_at - previous_observed_at > {{ gap }} then 1
-                when pod_uid <> previous_pod_uid then 1
-                else 0
-            end
-        ) over (
+        sum(session_start_marker) over (
             partition by {{ key }}
             order by observed_at
             rows between unbounded preceding and current row
         ) as session_number
-    from observations_with_previous
+    from session_starts
 ),
 
 recomputed_sessions as (
@@ -219,6 +263,21 @@ recomputed_sessions as (
         (array_agg(server_name order by observed_at desc))[1] as server_name,
         (array_agg(user_name order by observed_at desc) filter (where user_name is not null))[1] as user_name,
         max(gpu_count) as gpu_count,
+        max(cpu_request_cores) as cpu_request_cores,
+        max(memory_request_bytes) as memory_request_bytes,
+        count(cpu_usage_cores) as measured_observation_count,
+        sum(cpu_usage_cores) as cpu_usage_cores_sum,
+        max(memory_usage_bytes) as max_memory_usage_bytes,
+        (array_agg(cpu_usage_cores order by observed_at desc))[1] as last_cpu_usage_cores,
+        -- The first observation of a session opens no stretch (its predecessor, if any, is another session's).
+        sum(
+            case
+                when session_start_marker = 0
+                    then {{ idle_seconds(
+                        'observed_at - previous_observed_at', 'previous_cpu_usage_cores', 'cpu_usage_cores', idle_below
+                    ) }}
+            end
+        ) as idle_seconds,
         max(collector_run_id) as last_collector_run_id
     from session_numbers
     group by {{ key }}, session_number
@@ -259,7 +318,7 @@ final as (
         pod_name,
         server_name,
         node_name,
-        {{ node_type('node_name') }} as node_type,
+        {{ gpu_or_cpu('gpu_count', 'node_name') }} as node_type,
         cluster,
         namespace,
         pod_uid,
@@ -269,7 +328,17 @@ final as (
         container_base,
         container_version,
         gpu_count,
+        cpu_request_cores,
+        memory_request_bytes,
         observation_count,
+        measured_observation_count,
+        cpu_usage_cores_sum,
+        cpu_usage_cores_sum / nullif(measured_observation_count, 0) as avg_cpu_usage_cores,
+        max_memory_usage_bytes,
+        last_cpu_usage_cores,
+        idle_seconds,
+        -- Null where use was never measured (spec 4).
+        case when measured_observation_count > 0 then coalesce(idle_seconds, 0) / 3600.0 end as idle_hours,
         last_collector_run_id
     from sessions
 )

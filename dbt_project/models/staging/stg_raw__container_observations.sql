@@ -28,6 +28,8 @@ source_overflow as (
         cpu_request as cpu_request_cores,
         memory_request_bytes,
         pod_started_at,
+        cpu_usage_cores,
+        memory_usage_bytes,
         collector_run_id
 {%- endset %}
 
