@@ -45,13 +45,18 @@ DESCRIPTIONS = {
     "Running pods (hourly)": "Distinct pods observed in each hour.",
     "Active users (hourly)": "Distinct users with a pod observed in each hour.",
     "Users so far": "Cumulative count of users by the day they were first observed.",
-    "GPU and CPU hours per day": "Session hours on GPU and on CPU, by the day sessions started.",
+    "GPU and CPU hours per day": "Hours on GPU and on CPU in each UTC day (sessions split at midnight).",
+    "GPU hours held and idle per user": "Per user in the time range: GPU hours held, and of them the hours the"
+    " notebook was idle (CPU below the idle threshold), with CPU used over CPU requested.",
+    "GPU hours held and idle per department": "Per department in the time range: GPU hours held and idle.",
+    "Cost per department": "What each department's hours cost at the rates in force (null: no rates).",
     "Top users": "The 25 users with the most session hours in the time range, with their department.",
     "GPU against CPU hours": "Session hours in the time range, split into GPU and CPU time.",
     "Hours, all time": "The user's session hours over all history.",
     "GPU hours, all time": "The user's GPU session hours over all history.",
     "Sessions, all time": "The user's sessions over all history.",
-    "Hours per day": "The user's GPU and CPU session hours by the day sessions started.",
+    "Hours per day": "The user's GPU and CPU hours in each UTC day (sessions split at midnight).",
+    "Session timeline": "The user's sessions as a timeline, one row per pod: GPU or CPU and the image.",
     "Images used": "The user's session hours per image (container_base).",
     "Sessions": "The user's sessions in the time range, newest first.",
     "Hours by department": "GPU and CPU hours per department, attributed to the department of each month.",
@@ -62,7 +67,7 @@ DESCRIPTIONS = {
     "Pods per image version (hourly)": "Distinct pods per image and version in each hour.",
     "Images and versions": "Users, sessions and hours per image and version in the time range.",
     "Pods on GPU and CPU nodes (hourly)": "Distinct pods on GPU and on CPU nodes (the nodes mart) in each hour.",
-    "GPU device hours per day": "GPUs requested times session hours, by the day sessions started.",
+    "GPU device hours per day": "GPUs requested times hours, in each UTC day (sessions split at midnight).",
     "Hours per node": "Users and session hours per node in the time range.",
     "Pods per node (hourly)": "Distinct pods per node in each hour.",
 }
@@ -232,6 +237,14 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], variab
 def all_dashboards() -> dict[str, dict]:
     sessions_in_range = f"from user_sessions where $__timeFilter(session_start) and {in_scope()}"
     hourly_in_range = f"from hourly_pod_usage where $__timeFilter(bucket) and {in_scope()}"
+    days_in_range = f"from session_days where $__timeFilter(day::timestamptz) and {in_scope()}"
+    months_in_range = (
+        "from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
+        " and month <= $__timeTo()::timestamptz::date and department in (${department:sqlstring})"
+    )
+    department_variable = query_variable(
+        "department", "Department", "select distinct department from department_usage order by 1", multi=True
+    )
     user_variable = query_variable(
         "user", "User", "select email from users where first_seen is not null order by email", multi=False
     )
@@ -287,11 +300,21 @@ def all_dashboards() -> dict[str, dict]:
                 ),
                 panel(
                     "GPU and CPU hours per day",
-                    "select $__timeGroupAlias(session_start, '1d'),"
-                    f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {sessions_in_range}"
+                    "select $__timeGroupAlias(day::timestamptz, '1d'),"
+                    f" sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours {days_in_range}"
                     " group by 1 order by 1",
                     kind="barchart",
                     unit=HOURS,
+                ),
+                table(
+                    "GPU hours held and idle per user",
+                    "select user_email as user, round(sum(gpu_hours)::numeric, 2) as gpu_hours_held,"
+                    " round((sum(idle_hours) filter (where node_type = 'gpu'))::numeric, 2) as gpu_hours_idle,"
+                    " round(sum(avg_cpu_usage_cores * runtime_hours::numeric) filter (where cpu_request_cores > 0)"
+                    " / nullif(sum(cpu_request_cores * runtime_hours::numeric)"
+                    " filter (where avg_cpu_usage_cores is not null), 0), 3) as cpu_used_of_requested"
+                    f" {sessions_in_range} and node_type = 'gpu' group by 1 order by 2 desc limit 25",
+                    width=24,
                 ),
                 table(
                     "Top users",
@@ -336,11 +359,25 @@ def all_dashboards() -> dict[str, dict]:
                 ),
                 panel(
                     "Hours per day",
-                    "select $__timeGroupAlias(session_start, '1d'), sum(gpu_hours) as gpu_hours,"
-                    f" sum(cpu_hours) as cpu_hours from user_sessions where user_email = {USER}"
-                    f" and $__timeFilter(session_start) and {in_scope()} group by 1 order by 1",
+                    "select $__timeGroupAlias(day::timestamptz, '1d'), sum(gpu_hours) as gpu_hours,"
+                    f" sum(cpu_hours) as cpu_hours from session_days where user_email = {USER}"
+                    f" and $__timeFilter(day::timestamptz) and {in_scope()} group by 1 order by 1",
                     kind="barchart",
                     unit=HOURS,
+                ),
+                panel(
+                    "Session timeline",
+                    "select time, pod, state from ("
+                    " select session_start as time, pod_name || ' on ' || node_name as pod,"
+                    " node_type || ': ' || container_base as state from user_sessions"
+                    f" where user_email = {USER} and $__timeFilter(session_start) and {in_scope()}"
+                    " union all"
+                    " select session_end as time, pod_name || ' on ' || node_name as pod, 'not running' as state"
+                    f" from user_sessions where user_email = {USER} and $__timeFilter(session_start)"
+                    f" and {in_scope()}) as changes order by time",
+                    kind="state-timeline",
+                    fmt="table",
+                    width=24,
                 ),
                 panel(
                     "Images used",
@@ -370,33 +407,47 @@ def all_dashboards() -> dict[str, dict]:
                 panel(
                     "Hours by department",
                     "select department, sum(gpu_hours) as gpu_hours, sum(cpu_hours) as cpu_hours"
-                    " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
-                    " and month <= $__timeTo()::timestamptz::date group by 1 order by sum(total_hours) desc",
+                    f" {months_in_range} group by 1 order by sum(total_hours) desc",
                     kind="barchart",
                     fmt="table",
                     unit=HOURS,
                 ),
                 panel(
+                    "GPU hours held and idle per department",
+                    "select department, sum(gpu_hours) as gpu_hours_held, sum(idle_gpu_hours) as gpu_hours_idle"
+                    f" {months_in_range} group by 1 order by 2 desc",
+                    kind="barchart",
+                    fmt="table",
+                    unit=HOURS,
+                ),
+                panel(
+                    "Cost per department",
+                    "select department, round(sum(cost)::numeric, 2) as cost"
+                    f" {months_in_range} group by 1 order by 2 desc nulls last",
+                    kind="barchart",
+                    fmt="table",
+                ),
+                panel(
                     "Users per department and month",
-                    "select month::timestamptz as time, department as metric, users"
-                    " from department_usage where month >= date_trunc('month', $__timeFrom()::timestamptz)::date"
-                    " and month <= $__timeTo()::timestamptz::date order by 1, 2",
+                    f"select month::timestamptz as time, department as metric, users {months_in_range} order by 1, 2",
                     kind="barchart",
                 ),
                 table(
                     "Job titles",
                     "select coalesce(job_title, 'Unknown') as job_title, count(distinct user_email) as users,"
                     " round(sum(runtime_hours)::numeric, 2) as hours from department_sessions"
-                    " where $__timeFilter(session_start) group by 1 order by hours desc limit 30",
+                    " where $__timeFilter(session_start) and department in (${department:sqlstring})"
+                    " group by 1 order by hours desc limit 30",
                 ),
                 table(
                     "Departments and applications",
                     "select department, container_base as application,"
                     " count(distinct user_email) as users, round(sum(runtime_hours)::numeric, 2) as hours"
-                    " from department_sessions where $__timeFilter(session_start) group by 1, 2"
-                    " order by hours desc limit 50",
+                    " from department_sessions where $__timeFilter(session_start)"
+                    " and department in (${department:sqlstring}) group by 1, 2 order by hours desc limit 50",
                 ),
             ],
+            variables=[department_variable],
         ),
         "applications": dashboard(
             "jhm-applications",
@@ -439,8 +490,8 @@ def all_dashboards() -> dict[str, dict]:
                 ),
                 panel(
                     "GPU device hours per day",
-                    "select $__timeGroupAlias(session_start, '1d'),"
-                    f" sum(gpu_device_hours) as gpu_device_hours {sessions_in_range} group by 1 order by 1",
+                    "select $__timeGroupAlias(day::timestamptz, '1d'),"
+                    f" sum(gpu_device_hours) as gpu_device_hours {days_in_range} group by 1 order by 1",
                     kind="barchart",
                     unit=HOURS,
                 ),

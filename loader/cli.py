@@ -346,12 +346,48 @@ def dbt(ctx: typer.Context) -> None:
 
 @app.command()
 @one_line_errors
-def build() -> None:
+def build(
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Rebuild the marts from all history (after a change of the rules)."
+    ),
+) -> None:
     """The dbt build that follows every collection (models and snapshots; `check` runs the data tests)."""
     from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 
-    if not run_dbt(settings(), CYCLE_BUILD_ARGS):
+    config = settings()
+    before = rules_in_force(config)
+    if not run_dbt(config, CYCLE_BUILD_ARGS + (["--full-refresh"] if full_refresh else [])):
         raise typer.Exit(1)
+    changed = {
+        rule: (before[rule], value)
+        for rule, value in rules_in_force(config).items()
+        if before.get(rule, value) != value
+    }
+    if changed and not full_refresh:
+        typer.echo(
+            "warning: the rules changed since the last build ("
+            + "; ".join(f"{rule} {old} -> {new}" for rule, (old, new) in sorted(changed.items()))
+            + "): new sessions follow them, history does not yet; run `jupyterhub-metrics build --full-refresh`"
+            " to apply them to all history",
+            err=True,
+        )
+
+
+def rules_in_force(config: Settings) -> dict[str, str]:
+    """The rules the last build ran with (the rules_in_force mart); empty before the first build."""
+    import psycopg
+    from psycopg import sql
+
+    from loader.db import connect
+
+    try:
+        with connect(config.database) as conn:
+            rows = conn.execute(
+                sql.SQL("select rule, value from {}.rules_in_force").format(sql.Identifier(config.analytics_schema))
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return {}
+    return dict(rows)
 
 
 @app.command()

@@ -118,6 +118,8 @@ class Settings:
     readonly_role: str = "grafana_reader"
     readonly_password: str = field(default="", repr=False)
     build_lock_wait_seconds: float = 240.0
+    # The business rules, as the environment gives them to dbt (see RULE_SETTINGS).
+    rules: tuple[tuple[str, str], ...] = ()
     readonly_statement_timeout_seconds: int = 60
     bootstrap_sql_dir: Path = PROJECT_ROOT / "bootstrap_sql"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
@@ -135,6 +137,7 @@ class Settings:
             "RAW_SCHEMA": self.raw_schema,
             "DBT_SCHEMA": self.analytics_schema,
             "READONLY_DB_USER": self.readonly_role,
+            **dict(self.rules),
         }
 
 
@@ -164,6 +167,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DBT_SCHEMA", "analytics", "Schema dbt builds its models into; never the raw schema.", "Database"),
     Setting("DBT_THREADS", "4", "dbt threads.", "Database"),
     Setting("DBT_LOCK_WAIT_SECONDS", "240", "How long a build or check waits for another one to finish.", "Database"),
+    Setting("SESSION_GAP_MINUTES", "60", "A gap longer than this between observations ends a session.", "Rules"),
+    Setting("CPU_NODE_PATTERN", "cpu", "Where a pod's GPU request is unknown: a node named with this is CPU.", "Rules"),
+    Setting(
+        "GPU_NODE_PATTERNS", "", "Comma-separated: where set, only nodes named with one of these are GPU.", "Rules"
+    ),
+    Setting(
+        "IDLE_CPU_CORES",
+        "0.05",
+        "A notebook using less CPU than this (cores) at two observations idles between.",
+        "Rules",
+    ),
+    Setting("EXAMPLE_COST_RATES", "false", "The demo's example cost rates instead of seeds/cost_rates.csv.", "Rules"),
     Setting("COLLECT_NAMESPACES", "", "Comma-separated namespaces to watch; empty watches all.", "Collection"),
     Setting("COLLECT_SELECTOR", "component=singleuser-server", "Label selector of single-user pods.", "Collection"),
     Setting(
@@ -233,6 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DBT_PROJECT_DIR", "", "Where dbt_project/ is, when not beside the loader.", "Paths"),
 )
 DECLARED = {setting.name: setting for setting in SETTINGS}
+RULE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.group == "Rules")
 CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_")
 # Read by the tools this project runs, not by the loader: never reported as unknown.
 OTHER_TOOLS = {"DBT_PROFILES_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_USE_COLORS", "DB_ADMIN_DATABASE"}
@@ -332,6 +348,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         readonly_password=get("READONLY_DB_PASSWORD", ""),
         build_lock_wait_seconds=float(_int("DBT_LOCK_WAIT_SECONDS", get("DBT_LOCK_WAIT_SECONDS"))),
         readonly_statement_timeout_seconds=_int("READONLY_STATEMENT_TIMEOUT", get("READONLY_STATEMENT_TIMEOUT")),
+        rules=tuple((name, get(name)) for name in RULE_SETTINGS),
         bootstrap_sql_dir=Path(get("BOOTSTRAP_SQL_DIR", str(PROJECT_ROOT / "bootstrap_sql"))),
         dbt_project_dir=Path(get("DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
     )

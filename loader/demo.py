@@ -6,6 +6,8 @@ import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,11 +22,19 @@ from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
 from loader.export import export_departments, export_usage
 from loader.migrate import migrate
+from loader.pods import PodUse, pod_use_from_metrics
 from loader.raw_store import write_directory_entries
-from loader.synthetic import directory_entries, snapshots, synthetic_users
+from loader.synthetic import directory_entries, metrics_document, snapshots, synthetic_users
 
 LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
+
+
+def with_example_cost_rates(settings: Settings) -> Settings:
+    """The demo's dashboards show cost: its builds use the example rates (a real deployment's seed is empty)."""
+    rules = dict(settings.rules)
+    rules["EXAMPLE_COST_RATES"] = "true"
+    return replace(settings, rules=tuple(rules.items()))
 
 
 def demo_database_if_present(settings: Settings) -> Settings | None:
@@ -32,7 +42,9 @@ def demo_database_if_present(settings: Settings) -> Settings | None:
     README's next steps (`make docs`, build, check, export) work with no setup. None where there is no demo."""
     if settings.database_configured or not (LOCAL_SERVER_FOLDER / "PG_VERSION").is_file():
         return None
-    return settings.with_database(ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE))
+    return with_example_cost_rates(
+        settings.with_database(ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE))
+    )
 
 
 def connection_hints(settings: Settings) -> list[str]:
@@ -60,6 +72,11 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.with_database(database)
 
 
+def _reported(use: PodUse) -> Callable[[], PodUse]:
+    """A metrics source that reports what the synthetic metrics-server said at this collection."""
+    return lambda: use
+
+
 def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, end: datetime) -> dict[str, int]:
     totals: Counter[str] = Counter()
     with connect(settings.database) as conn:
@@ -68,11 +85,13 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
         conn.execute("set synchronous_commit to off")
         conn.commit()
         for moment, document in snapshots(users, days, seed, end):
+            use, _ = pod_use_from_metrics(metrics_document(document, moment))
             result = collect_into(
                 conn,
                 settings,
                 functools.partial(pods_from_document, document, settings.collect.selector),
                 observed_at=moment,
+                metrics_source=_reported(use),
             )
             totals["collections"] += 1
             totals["pods_listed"] += result.pods_listed
@@ -88,7 +107,7 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     # The synthetic pods without identity would log a warning at each of 8,640 collections;
     # the summary below counts them instead.
     logging.getLogger("loader.collect").setLevel(logging.ERROR)
-    settings = demo_settings(settings)
+    settings = with_example_cost_rates(demo_settings(settings))
     with connect(settings.database) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
     # Whole days ending at today's midnight: a re-run today replays the same pods and adds nothing.

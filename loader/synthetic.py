@@ -19,8 +19,9 @@ from loader.graph_source import DirectoryEntry
 
 STEP = timedelta(minutes=5)
 NAMESPACE = "jhub"
-GPU_NODES = ["gpu-a100-01", "gpu-a100-02", "gpu-a100-03", "gpu-v100-01", "gpu-v100-02"]
-CPU_NODES = [f"cpu-standard-{n:02d}" for n in range(1, 7)]
+# Some nodes say what they are, some do not (a cloud node pool): GPU or CPU time follows the pod's request.
+GPU_NODES = ["gpu-a100-01", "gpu-a100-02", "gpu-v100-01", "gke-gpu-pool-7f3a", "worker-gpu-2"]
+CPU_NODES = [f"cpu-standard-{n:02d}" for n in range(1, 5)] + ["worker-07", "worker-08"]
 # (registry/path/name, versions released over time, wants a GPU)
 IMAGES = [
     ("quay.io/jupyter/scipy-notebook", ["2026-09-01", "2026-10-13"], False),
@@ -175,8 +176,10 @@ def make_pods(users: list[SyntheticUser], start: datetime, end: datetime, rng: r
                 hour = min(max(rng.gauss(15, 3.0), 0), 23.5)
                 begin = midnight + timedelta(minutes=int(hour * 60) // 5 * 5)
                 hours = max(rng.lognormvariate(0, 0.7) * user.mean_session_hours, 5 / 60)
-                finish = begin + timedelta(minutes=int(hours * 60) // 5 * 5 + 5)
                 gpu = rng.random() < user.gpu_share
+                if gpu and rng.random() < 0.06:
+                    hours = rng.uniform(20, 72)  # a training run held over nights (and sometimes a month end)
+                finish = begin + timedelta(minutes=int(hours * 60) // 5 * 5 + 5)
                 candidates = [i for i in user.image_preference if IMAGES[i][2] == gpu] or [
                     i for i, image in enumerate(IMAGES) if image[2] == gpu
                 ]
@@ -308,6 +311,40 @@ def snapshots(users: int, days: int, seed: int, end: datetime) -> Iterator[tuple
             items.append(_pending_pod(moment))
         yield moment, {"apiVersion": "v1", "kind": "List", "items": items}
         moment += STEP
+
+
+def _draw(*parts: object) -> float:
+    """A number in [0, 1) fixed by its inputs: the same pod at the same time always uses the same."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def metrics_document(pods: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """What metrics-server reports for the running pods (`kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods`):
+    a third of GPU notebooks and a fifth of CPU ones sit idle (a few millicores); the others compute."""
+    items = []
+    for pod in pods["items"]:
+        if pod.get("status", {}).get("phase") != "Running":
+            continue
+        uid = pod["metadata"]["uid"]
+        notebook = pod["spec"]["containers"][0]
+        gpu = "nvidia.com/gpu" in notebook.get("resources", {}).get("limits", {})
+        idle = _draw(uid, "idle") < (0.33 if gpu else 0.2)
+        load = _draw(uid, moment.isoformat())
+        cpu = f"{int(2 + 8 * load)}m" if idle else f"{int(300 + (5500 if gpu else 1200) * load)}m"
+        memory = f"{int(400 + (12000 if gpu else 1500) * _draw(uid, 'memory'))}Mi"
+        items.append(
+            {
+                "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"]},
+                "timestamp": _iso(moment - timedelta(seconds=12)),
+                "window": "15s",
+                "containers": [
+                    {"name": notebook["name"], "usage": {"cpu": cpu, "memory": memory}},
+                    {"name": "sidecar-proxy", "usage": {"cpu": "1m", "memory": "24Mi"}},
+                ],
+            }
+        )
+    return {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
 
 
 def synthetic_users(users: int, seed: int) -> list[SyntheticUser]:

@@ -50,8 +50,16 @@ class KubeApiStub(LocalHttpStub):
                         return send_json(self, 404, {"kind": "Status", "code": 404, "reason": "NotFound"})
                     wanted = parts[4] if len(parts) == 6 and parts[3] == "namespaces" else None
                     items = [m for m in stub.pod_metrics if wanted is None or _namespace(m) == wanted]
-                    return send_json(self, 200, {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
-                                                 "metadata": {}, "items": items})
+                    return send_json(
+                        self,
+                        200,
+                        {
+                            "kind": "PodMetricsList",
+                            "apiVersion": "metrics.k8s.io/v1beta1",
+                            "metadata": {},
+                            "items": items,
+                        },
+                    )
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
                     return send_json(self, 404, {"kind": "Status", "code": 404})
                 namespace = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None

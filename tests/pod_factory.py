@@ -104,9 +104,15 @@ def pod_metrics(pod_document: dict, usage: dict[str, tuple[str, str]]) -> dict:
     """A PodMetrics item as metrics-server serves it: container name -> (cpu, memory) quantities."""
     metadata = pod_document["metadata"]
     return {
-        "metadata": {"name": metadata["name"], "namespace": metadata["namespace"],
-                     "creationTimestamp": "2026-11-02T10:00:05Z", "labels": metadata.get("labels", {})},
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "creationTimestamp": "2026-11-02T10:00:05Z",
+            "labels": metadata.get("labels", {}),
+        },
         "timestamp": "2026-11-02T09:59:48Z",
         "window": "15.012s",
-        "containers": [{"name": name, "usage": {"cpu": cpu, "memory": memory}} for name, (cpu, memory) in usage.items()],
+        "containers": [
+            {"name": name, "usage": {"cpu": cpu, "memory": memory}} for name, (cpu, memory) in usage.items()
+        ],
     }

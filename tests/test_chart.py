@@ -329,3 +329,13 @@ def test_dashboards_carry_the_releases_schemas():
     for text in configmap["data"].values():
         variables = {v["name"]: v for v in json.loads(text)["templating"]["list"]}
         assert (variables["raw_schema"]["query"], variables["analytics_schema"]["query"]) == ("public", "analytics")
+
+
+def test_rules_are_set_from_values_without_rebuilding_the_image():
+    documents = render("--set", "rules.sessionGapMinutes=45", "--set", "rules.gpuNodePatterns=a100\\,h100")
+    cronjob = next(c for c in by_kind(documents, "CronJob") if c["metadata"]["name"].endswith("-collect"))
+    env = {
+        e["name"]: e.get("value")
+        for e in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert (env["SESSION_GAP_MINUTES"], env["GPU_NODE_PATTERNS"], env["IDLE_CPU_CORES"]) == ("45", "a100,h100", "0.05")

@@ -60,3 +60,14 @@ def test_defaults_come_from_the_declaration():
 def test_bad_values_are_one_line_errors():
     with pytest.raises(ConfigurationError, match="DB_PORT"):
         load_settings({"DB_PORT": "five"})
+
+
+def test_dbt_project_defaults_are_the_declared_ones():
+    """The dbt variables read the rule settings from the environment; their fallbacks must be the declared defaults."""
+    import re
+
+    text = (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+    fallbacks = dict(re.findall(r"env_var\('([A-Z_]+)', '([^']*)'\)", text))
+    declared = {setting.name: setting.default for setting in SETTINGS if setting.group == "Rules"}
+    assert {name: fallbacks[name] for name in declared} == declared
+    assert dict(load_settings({"SESSION_GAP_MINUTES": "45"}).dbt_environment())["SESSION_GAP_MINUTES"] == "45"

@@ -48,7 +48,7 @@ def history(module_database):
         load_batch(
             conn,
             settings,
-            session("alice@x.edu", "jupyter-alice", "gpu-1", PAST, 60, container_base="torch")
+            session("alice@x.edu", "jupyter-alice", "gpu-1", PAST, 60, container_base="torch", gpu_count=1)
             + session("bob@x.edu", "jupyter-bob", "cpu-1", PAST, 30, container_base="scipy")
             + session("zoë@x.edu", "jupyter-zoe", "cpu-1", PAST, 15, container_base="r"),
         )
@@ -164,7 +164,7 @@ def test_department_export_suppresses_small_departments(history, tmp_path):
     assert export_departments(history, out, min_users=2) == (1, 2)  # Chemistry and Unknown have one user each
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "month,department,users,sessions,total_hours,gpu_hours,cpu_hours,gpu_device_hours"
-    assert lines[1].split(",")[1:] == ["Physics", "2", "2", "1.50", "1.00", "0.50", "0.00"]
+    assert lines[1].split(",")[1:] == ["Physics", "2", "2", "1.50", "1.00", "0.50", "1.00"]
 
 
 def test_cli_exports(history, tmp_path, monkeypatch):

@@ -30,12 +30,12 @@ def test_thirty_days_of_a_realistic_hub():
             uids_per_pod_name.setdefault(pod["metadata"]["name"], set()).add(pod["metadata"]["uid"])
     assert collections == 30 * 288
     assert len(users) >= 100
-    assert {node.split("-")[0] for node in nodes} == {"gpu", "cpu"}
+    assert {"gpu", "cpu", "worker", "gke"} <= {node.split("-")[0] for node in nodes}  # generic names too
     assert len({image.split(":")[0] for image in images}) >= 5 and len(images) >= 8
     assert len(named - {""}) >= 2
     assert any(len(uids) > 1 for uids in uids_per_pod_name.values())  # restarts and later sessions: new uids
     busiest, quietest = max(hours.values()), min(hours.values())
-    assert busiest > 5 * quietest  # a daily rhythm
+    assert busiest > 4 * quietest  # a daily rhythm (flattened a little by GPU runs held over nights)
 
 
 def test_synthetic_directory_has_fellowships_and_unknown_users():
@@ -57,3 +57,9 @@ def test_demo_load_uses_the_collect_path_and_replays_add_nothing(database):
     assert first["collections"] == 576 and first["rows_recorded"] == rows > 0
     assert second["rows_recorded"] == 0 and second["rows_already_recorded"] == rows
     assert runs == 2 * 576
+    with psycopg.connect(**database.connect_kwargs()) as conn:
+        measured, idle, busy = conn.execute(
+            "select count(cpu_usage_cores), count(*) filter (where cpu_usage_cores < 0.05),"
+            " count(*) filter (where cpu_usage_cores > 0.3) from raw.container_observations"
+        ).fetchone()
+    assert measured == rows and idle > 0 and busy > 0  # metrics for every pod, idle and busy notebooks

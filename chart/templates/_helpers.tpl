@@ -132,6 +132,14 @@ annotations:
   value: {{ .Values.readonlyRole.user | quote }}
 - name: READONLY_STATEMENT_TIMEOUT
   value: {{ .Values.readonlyStatementTimeoutSeconds | quote }}
+- name: SESSION_GAP_MINUTES
+  value: {{ .Values.rules.sessionGapMinutes | quote }}
+- name: CPU_NODE_PATTERN
+  value: {{ .Values.rules.cpuNodePattern | quote }}
+- name: GPU_NODE_PATTERNS
+  value: {{ .Values.rules.gpuNodePatterns | quote }}
+- name: IDLE_CPU_CORES
+  value: {{ .Values.rules.idleCpuCores | quote }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -1,0 +1,150 @@
+"""The numbers a director asks for, on known data: GPU against CPU time on nodes whose names say nothing,
+idle time from measured use, hours split at midnight and month ends, and cost with two rate periods."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from loader.dbt_runner import CYCLE_BUILD_ARGS
+from loader.migrate import migrate
+from tests.conftest import settings_for
+from tests.dbt_helpers import dbt, load_batch, observation
+
+pytestmark = pytest.mark.dbt
+
+IDLE, BUSY = Decimal("0.01"), Decimal("1.5")
+
+
+def every_five_minutes(user, pod, node, start, hours, **kwargs):
+    return [
+        observation(user, pod, node, start + timedelta(minutes=m), **kwargs) for m in range(0, int(hours * 60) + 1, 5)
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(module_database):
+    settings = settings_for(module_database)
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(
+            conn,
+            settings,
+            # Generic node names (no "cpu" in either): the request decides.
+            every_five_minutes(
+                "gpu@x.edu",
+                "jupyter-gpu",
+                "worker-7",
+                datetime(2026, 6, 10, 10, tzinfo=UTC),
+                1,
+                gpu_count=1,
+                cpu_usage_cores=IDLE,
+            )
+            + every_five_minutes(
+                "cpu@x.edu",
+                "jupyter-cpu",
+                "worker-8",
+                datetime(2026, 6, 10, 10, tzinfo=UTC),
+                1,
+                gpu_count=0,
+                cpu_usage_cores=BUSY,
+            )
+            # 22:00 on June 30 to 04:00 on July 1: across midnight, a month end and a rate change.
+            + every_five_minutes(
+                "night@x.edu", "jupyter-night", "gke-pool-1-abc", datetime(2026, 6, 30, 22, tzinfo=UTC), 6, gpu_count=2
+            ),
+        )
+    dbt(settings, *CYCLE_BUILD_ARGS)
+    return settings
+
+
+@pytest.fixture
+def db(built):
+    with psycopg.connect(autocommit=True, **built.database.connect_kwargs()) as conn:
+        yield conn
+
+
+def test_generic_node_names_gpu_pod_and_cpu_pod_one_hour_each(db):
+    rows = db.execute(
+        "select user_email, node_type, runtime_hours, gpu_hours, cpu_hours from analytics.user_sessions"
+        " where user_email in ('gpu@x.edu', 'cpu@x.edu') order by 1"
+    ).fetchall()
+    assert rows == [("cpu@x.edu", "cpu", 1.0, 0.0, 1.0), ("gpu@x.edu", "gpu", 1.0, 1.0, 0.0)]
+    assert dict(db.execute("select node_name, node_type from analytics.nodes").fetchall()) == {
+        "worker-7": "gpu",
+        "worker-8": "cpu",
+        "gke-pool-1-abc": "gpu",
+    }
+
+
+def test_an_idle_session_is_idle_for_its_runtime_and_a_busy_one_not_at_all(db):
+    rows = dict(
+        (email, (idle, runtime))
+        for email, idle, runtime in db.execute(
+            "select user_email, idle_hours, runtime_hours from analytics.user_sessions"
+        ).fetchall()
+    )
+    assert rows["gpu@x.edu"] == (1.0, 1.0)
+    assert rows["cpu@x.edu"] == (0.0, 1.0)
+    assert rows["night@x.edu"][0] is None  # never measured
+    stats = dict(db.execute("select user_email, idle_gpu_hours from analytics.user_session_stats").fetchall())
+    assert stats["gpu@x.edu"] == 1.0
+    efficiency = db.execute(
+        "select cpu_efficiency from analytics.user_session_stats where user_email = 'cpu@x.edu'"
+    ).fetchone()[0]
+    assert efficiency == Decimal("3")  # 1.5 cores used of 0.5 requested
+
+
+def test_a_session_across_midnight_and_a_month_end_splits_exactly(db):
+    days = db.execute(
+        "select day::text, hours from analytics.session_days s join analytics.user_sessions u"
+        " using (session_id) where u.user_email = 'night@x.edu' order by day"
+    ).fetchall()
+    assert days == [("2026-06-30", 2.0), ("2026-07-01", 4.0)]
+    months = dict(db.execute("select month::text, total_hours from analytics.department_usage").fetchall())
+    assert months == {"2026-06-01": 4.0, "2026-07-01": 4.0}
+    total_days = db.execute("select sum(hours) from analytics.session_days").fetchone()[0]
+    assert total_days == db.execute("select sum(runtime_hours) from analytics.user_sessions").fetchone()[0] == 8.0
+
+
+def test_no_rates_means_null_cost_and_two_rate_periods_cost_each_day_at_its_rate(built, db):
+    assert set(db.execute("select cost from analytics.session_costs").fetchall()) == {(None,)}
+    assert set(db.execute("select cost from analytics.department_usage").fetchall()) == {(None,)}
+    with_rates = replace(built, rules=(*built.rules, ("EXAMPLE_COST_RATES", "true")))
+    dbt(with_rates, *CYCLE_BUILD_ARGS)
+    try:
+        cost = db.execute(
+            "select cost from analytics.session_costs c join analytics.user_sessions u using (session_id)"
+            " where u.user_email = 'night@x.edu'"
+        ).fetchone()[0]
+        june = 2 * 2 * Decimal("1.20") + Decimal("0.5") * 2 * Decimal("0.030") + 1 * 2 * Decimal("0.004")
+        july = 2 * 4 * Decimal("1.00") + Decimal("0.5") * 4 * Decimal("0.025") + 1 * 4 * Decimal("0.003")
+        assert cost == pytest.approx(float(june + july), abs=1e-9)
+        by_month = dict(db.execute("select month::text, cost from analytics.department_usage").fetchall())
+        assert by_month["2026-07-01"] == pytest.approx(float(july), abs=1e-9)
+        assert by_month["2026-06-01"] > float(june)  # June also holds the two one-hour sessions
+    finally:
+        dbt(built, *CYCLE_BUILD_ARGS)
+
+
+def test_build_says_when_a_rule_changed_and_full_refresh_applies_it(built, monkeypatch):
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+
+    for key, value in built.dbt_environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SESSION_GAP_MINUTES", "30")
+    try:
+        changed = CliRunner().invoke(app, ["build"])
+        assert changed.exit_code == 0, changed.output
+        assert "session_gap_minutes 60 -> 30" in changed.output and "build --full-refresh" in changed.output
+        again = CliRunner().invoke(app, ["build", "--full-refresh"])
+        assert again.exit_code == 0 and "rules changed" not in again.output
+    finally:
+        monkeypatch.setenv("SESSION_GAP_MINUTES", "60")
+        assert CliRunner().invoke(app, ["build", "--full-refresh"]).exit_code == 0
