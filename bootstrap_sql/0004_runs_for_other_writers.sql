@@ -14,6 +14,7 @@ do $runs$
 declare
     raw_schema name := current_schema();
     run_setting text := 'jupyterhub_metrics.external_run_' || md5(current_schema());
+    observed_table text;
 begin
     execute format(
         $function$
@@ -39,25 +40,18 @@ begin
     comment on function assign_external_collector_run() is
     'Gives rows written without a collector_run_id the id of a per-transaction collector run of kind external.';
 
-    if not exists (
-        select from pg_trigger
-        where tgname = 'assign_external_collector_run' and tgrelid = 'container_observations'::regclass
-    ) then
-        create trigger assign_external_collector_run
-        before insert on container_observations
-        for each row when (new.collector_run_id is null)
-        execute function assign_external_collector_run();
-    end if;
-
-    if not exists (
-        select from pg_trigger
-        where tgname = 'assign_external_collector_run' and tgrelid = 'container_observations_overflow'::regclass
-    ) then
-        create trigger assign_external_collector_run
-        before insert on container_observations_overflow
-        for each row when (new.collector_run_id is null)
-        execute function assign_external_collector_run();
-    end if;
+    foreach observed_table in array array['container_observations', 'container_observations_overflow'] loop
+        if not exists (
+            select from pg_trigger
+            where tgname = 'assign_external_collector_run' and tgrelid = observed_table::regclass
+        ) then
+            execute format(
+                'create trigger assign_external_collector_run before insert on %I for each row'
+                ' when (new.collector_run_id is null) execute function assign_external_collector_run()',
+                observed_table
+            );
+        end if;
+    end loop;
 end
 $runs$;
 
