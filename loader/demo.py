@@ -50,7 +50,10 @@ def demo_database_if_present(settings: Settings) -> Settings | None:
 def connection_hints(settings: Settings) -> list[str]:
     """How to reach the demo database from a shell: plain dbt and psql."""
     database = settings.database
-    variables = f"DB_HOST={database.host} DB_PORT={database.port} DB_NAME={database.name} DB_USER={database.user}"
+    variables = (
+        f"DB_HOST={database.host} DB_PORT={database.port} DB_NAME={database.name} DB_USER={database.user}"
+        " EXAMPLE_COST_RATES=true"  # the demo's costs; a real deployment edits dbt_project/seeds/cost_rates.csv
+    )
     return [
         "next: `make docs` (dbt docs), `.venv/bin/jupyterhub-metrics build|check|export usage` use this database;",
         f"plain dbt (in dbt_project/): export {variables} DB_SSLMODE=disable",

@@ -30,7 +30,7 @@ def test_build_check_export_and_dbt_use_the_demo_database(demo_folder, tmp_path)
     runner = CliRunner()
     demo = runner.invoke(app, ["demo", "--days", "2", "--users", "8"])
     assert demo.exit_code == 0, demo.output
-    assert "psql -h" in demo.output and "export DB_HOST=" in demo.output
+    assert "psql -h" in demo.output and "export DB_HOST=" in demo.output and "EXAMPLE_COST_RATES=true" in demo.output
     for args in (
         ["build"],
         ["export", "usage", "--out", str(tmp_path / "again.csv")],
