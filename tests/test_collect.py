@@ -456,3 +456,14 @@ def test_a_cluster_without_the_metrics_api_gives_a_succeeded_run_with_null_use(
     assert set(measured(conn).values()) == {(None, None)}
     assert conn.execute("select status, rows_recorded from raw.collector_runs").fetchall() == [("succeeded", 2)]
     assert len([r for r in caplog.records if "no measured use" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("content", ["{not: [valid yaml", "apiVersion: v1\nclusters: 7\n", "- just\n- a list\n"])
+def test_a_malformed_kubeconfig_is_one_line_and_a_failed_run(migrated, database, conn, tmp_path, monkeypatch, content):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    (tmp_path / "kubeconfig").write_text(content)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    result = run_cli(database, monkeypatch, "collect")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "KUBECONFIG" in result.output
+    assert conn.execute("select status from raw.collector_runs").fetchall() == [("failed",)]
