@@ -15,7 +15,7 @@ from loader.errors import LoaderError
 CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 # Data quality, on its own schedule: data tests read whole tables, so their cost follows history.
 # (Unit tests are development checks; `make test` runs them.)
-CHECK_TEST_ARGS = ["test", "--exclude-resource-type", "unit_test"]
+CHECK_TEST_ARGS = ["test", "--exclude-resource-type", "unit_test", "--vars", '{"cluster_freshness_severity": "error"}']
 CHECK_FRESHNESS_ARGS = ["source", "freshness"]
 # dbt commands that write to the analytics schema: two at once (a CronJob and a person) would trip over each
 # other's tables, so each takes this database advisory lock first and waits for the other, within a bound.

@@ -329,3 +329,19 @@ def test_data_tests_fail_on_negative_or_non_finite_resources(database):
             " (now(), 'x@x.edu', 'n', 'i', 'i', 'p', -4, 'NaN')"
         )
         assert not run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])
+
+
+def test_a_cluster_that_stopped_reporting_fails_check_and_warns_in_plain_dbt(database):
+    settings = settings_for(database)
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, known_observations()[:3])  # cluster "test", collected now
+        conn.execute(
+            "insert into raw.collector_runs (kind, cluster, started_at, finished_at, observed_at, status)"
+            " values ('collect', 'retired-yesterday', now() - interval '2 hours', now() - interval '2 hours',"
+            " now() - interval '2 hours', 'succeeded')"
+        )
+        dbt(settings, *CYCLE_BUILD_ARGS)
+    select = ["--select", "assert_every_cluster_collected_recently"]
+    assert run_dbt(settings, ["test", *select])  # a warning
+    assert not run_dbt(settings, [*CHECK_TEST_ARGS, *select])  # `check`: an error

@@ -1,7 +1,10 @@
 -- Freshness per cluster: the source freshness of collector_runs passes as long as any one cluster
 -- is collected, so every cluster collected in the last 7 days must also have a succeeded
 -- collection in the last 60 minutes (the source's error_after). A cluster retired for more than
--- 7 days stops being checked.
+-- 7 days stops being checked. A warning in a plain `dbt build` (an analyst's copy of yesterday's
+-- data is not an error); `jupyterhub-metrics check` makes it an error.
+{{ config(severity=var('cluster_freshness_severity', 'warn')) }}
+
 with
 
 last_collections as (
