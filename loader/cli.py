@@ -206,7 +206,8 @@ def collect(
     if from_file is not None:
         source = pods_from_file(from_file, collect_settings.selector)
     else:
-        api = functools.partial(api_client, collect_settings.request_timeout_seconds)
+        # One client (one kubeconfig read) for the pod list and the pod metrics of this collection.
+        api = functools.cache(functools.partial(api_client, collect_settings.request_timeout_seconds))
 
         def source():
             return list_running_pods(

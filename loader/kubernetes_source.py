@@ -111,6 +111,8 @@ def list_pod_metrics(
                 attempts=attempts,
                 backoff_seconds=backoff_seconds,
                 sleep=sleep,
+                resource="pods.metrics.k8s.io",
+                refused_hint="the cluster serves no metrics API (install metrics-server) or not for this namespace",
             )
         except KubernetesError as error:
             log.warning("no measured use in this run (%s)", error)
@@ -162,7 +164,16 @@ def _list_page(
     return core.list_pod_for_all_namespaces(**kwargs)
 
 
-def _with_retries(call, *, what: str, attempts: int, backoff_seconds: float, sleep: Callable[[float], None]):
+def _with_retries(
+    call,
+    *,
+    what: str,
+    attempts: int,
+    backoff_seconds: float,
+    sleep: Callable[[float], None],
+    resource: str = "pods",
+    refused_hint: str = "check --namespace and --selector",
+):
     for attempt in range(1, attempts + 1):
         try:
             return call()
@@ -171,12 +182,11 @@ def _with_retries(call, *, what: str, attempts: int, backoff_seconds: float, sle
                 kind = "credentials were rejected (401)" if error.status == 401 else "access denied (403)"
                 raise KubernetesError(
                     f"Kubernetes API {kind} while {what}; check the service account token or kubeconfig "
-                    "and that RBAC allows get and list on pods"
+                    f"and that RBAC allows get and list on {resource}"
                 ) from None
             if error.status is not None and error.status < 500 and error.status != 429:
                 raise KubernetesError(
-                    f"Kubernetes API answered {error.status} {error.reason} while {what}; "
-                    "check --namespace and --selector"
+                    f"Kubernetes API answered {error.status} {error.reason} while {what}; {refused_hint}"
                 ) from None
             cause = f"HTTP {error.status} {error.reason}"
         except urllib3.exceptions.HTTPError as error:
