@@ -39,7 +39,7 @@ from loader.dbt_runner import CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, run_dbt
 from loader.demo import LOCAL_SERVER_FOLDER
 from loader.graph_source import DirectoryEntry, GraphClient
 from loader.migrate import migrate
-from loader.raw_store import RunRecord, record_collection, write_directory_entries
+from loader.raw_store import RunKind, RunRecord, record_collection, write_directory_entries
 from loader.synthetic import SyntheticPod, SyntheticUser, pod_document
 from stand_ins.graph import GraphApiStub, graph_user
 
@@ -269,7 +269,7 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
                 pods_from_document({"items": documents}, settings.collect.selector), settings.collect, at
             )
             run = RunRecord(
-                kind="collect",
+                kind=RunKind.COLLECT,
                 started_at=datetime.now(UTC),
                 cluster="bench",
                 observed_at=at,

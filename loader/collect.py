@@ -27,7 +27,7 @@ from loader.pods import (
     pod_use_from_metrics,
     with_measured_use,
 )
-from loader.raw_store import RunRecord, record_collection, record_failed_run
+from loader.raw_store import RunKind, RunRecord, record_collection, record_failed_run
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,9 @@ def collect_into(
 ) -> CollectionResult:
     started_at = datetime.now(UTC)
     observed_at = observed_at or started_at
-    run = RunRecord(kind="collect", started_at=started_at, cluster=settings.collect.cluster, observed_at=observed_at)
+    run = RunRecord(
+        kind=RunKind.COLLECT, started_at=started_at, cluster=settings.collect.cluster, observed_at=observed_at
+    )
     try:
         pods = pod_source()
         run.pods_listed = len(pods)

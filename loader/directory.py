@@ -15,6 +15,7 @@ from loader.db import connect
 from loader.errors import LoaderError, one_line_failure
 from loader.graph_source import DirectoryEntry
 from loader.raw_store import (
+    RunKind,
     RunRecord,
     emails_to_look_up,
     record_failed_run,
@@ -55,7 +56,7 @@ def sync_users(
     with connect(settings.database) as conn:
         emails = emails_to_look_up(conn, settings.raw_schema, refresh=refresh)
         conn.commit()
-        run = RunRecord(kind="users_sync", started_at=started_at, pods_listed=len(emails))
+        run = RunRecord(kind=RunKind.USERS_SYNC, started_at=started_at, pods_listed=len(emails))
         try:
             for entries in lookup(emails):
                 write_directory_entries(conn, settings.raw_schema, entries)

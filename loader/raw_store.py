@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from enum import StrEnum
 
 import psycopg
 from psycopg import sql
@@ -15,6 +16,17 @@ from loader.graph_source import DirectoryEntry
 from loader.pods import Observation
 
 OBSERVATION_COLUMNS = [f.name for f in fields(Observation) if f.name != "hub_username"]
+
+
+class RunKind(StrEnum):
+    """The kinds of collector_runs rows (spec 3.1), declared once. dbt's `run_kinds` var (the staging test's
+    accepted values) and the trigger of bootstrap_sql/0004 (kind external) are tested against it."""
+
+    COLLECT = "collect"
+    USERS_SYNC = "users_sync"
+    EXTERNAL = "external"  # written by the trigger, for rows another writer inserted without a run id
+
+
 # Held from the moment a run takes its id until it commits, so run ids become visible in
 # increasing order: "runs after the last one processed" is then a safe incremental filter.
 RUN_ORDER_LOCK_KEY = 7_361_002
@@ -22,7 +34,7 @@ RUN_ORDER_LOCK_KEY = 7_361_002
 
 @dataclass
 class RunRecord:
-    kind: str
+    kind: RunKind
     started_at: datetime
     cluster: str | None = None
     observed_at: datetime | None = None

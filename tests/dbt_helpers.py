@@ -12,7 +12,7 @@ from psycopg import sql
 from loader.config import Settings
 from loader.dbt_runner import run_dbt
 from loader.pods import Observation
-from loader.raw_store import OBSERVATION_COLUMNS, RunRecord, record_collection
+from loader.raw_store import OBSERVATION_COLUMNS, RunKind, RunRecord, record_collection
 
 
 def dbt(settings: Settings, *args: str) -> None:
@@ -57,7 +57,7 @@ def observation(
 
 def load_batch(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> int:
     rows = list(observations)
-    run = RunRecord(kind="collect", started_at=datetime.now(UTC), cluster="test", pods_listed=len(rows))
+    run = RunRecord(kind=RunKind.COLLECT, started_at=datetime.now(UTC), cluster="test", pods_listed=len(rows))
     return record_collection(conn, settings.raw_schema, run, rows)
 
 

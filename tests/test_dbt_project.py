@@ -13,7 +13,7 @@ from loader.dbt_runner import CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, run_dbt
 from loader.errors import LoaderError
 from loader.migrate import migrate
 from tests.conftest import settings_for
-from tests.dbt_helpers import dbt, load_batch, observation
+from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 
 pytestmark = pytest.mark.dbt
 
@@ -307,12 +307,25 @@ def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
         load_batch(
             conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20)
         )
-        assert "ERROR=0" in plain("build")
-        plain("test")
-        assert (
-            conn.execute("select count(*) from analytics.user_sessions where user_email = 'erin@x.edu'").fetchone()[0]
-            == 1
+        # Another writer (a psql backfill, the predecessor's collector): its rows open a run of kind external.
+        copy_without_run_id(
+            conn, settings, every_five_minutes("frank@x.edu", "jupyter-frank", "cpu-1", T0 + timedelta(days=1), 10)
         )
+        assert "ERROR=0" in plain("build")
+        assert "ERROR=0" in plain("test")
+        assert conn.execute(
+            "select count(*) filter (where user_email = 'erin@x.edu'), count(*) filter (where user_email = 'frank@x.edu')"
+            " from analytics.user_sessions"
+        ).fetchone() == (1, 1)
+    # The loader's own build and check, with the external run present.
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+
+    cli_environment = {**database.environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
+    for command in (["build"], ["check"]):
+        result = CliRunner().invoke(app, command, env=cli_environment)
+        assert result.exit_code == 0, result.output
 
 
 def test_data_tests_fail_on_negative_or_non_finite_resources(database):
