@@ -107,20 +107,10 @@ def record_collection(
             for observation in observations:
                 copy.write_row([getattr(observation, name) for name in OBSERVATION_COLUMNS])
         inserted = 0
-        for table, unclaimed in (
-            ("container_observations", sql.SQL("true")),
-            ("container_observations_overflow", _NOT_IN_MAIN_TABLE.format(schema_id)),
-        ):
-            inserted += conn.execute(
-                sql.SQL(
-                    "insert into {}.{} ({}, collector_run_id)"
-                    " select {}, %s from incoming_observations as incoming where {}"
-                    # Deterministic: a replay of the same pods puts each in the same table again.
-                    " order by incoming.cluster nulls first, incoming.namespace nulls first"
-                    " on conflict do nothing"
-                ).format(schema_id, sql.Identifier(table), columns, columns, unclaimed),
-                (run_id,),
-            ).rowcount
+        if observations:
+            times = [observation.timestamp for observation in observations]
+            for table in ("container_observations", "container_observations_overflow"):
+                inserted += conn.execute(insert_statement(schema, table, run_id, min(times), max(times))).rowcount
         _keep_users_current(conn, schema_id, observations)
         run.rows_recorded = inserted
         run.rows_already_recorded = len(observations) - inserted
@@ -128,13 +118,35 @@ def record_collection(
     return run_id
 
 
-_NOT_IN_MAIN_TABLE = sql.SQL(
-    "not exists (select from {}.container_observations as main"
-    " where main.user_email = incoming.user_email and main.pod_name = incoming.pod_name"
-    ' and main."timestamp" = incoming."timestamp"'
-    " and main.cluster is not distinct from incoming.cluster"
-    " and main.namespace is not distinct from incoming.namespace)"
-)
+def insert_statement(schema: str, table: str, run_id: int, earliest: datetime, latest: datetime) -> sql.Composed:
+    """The insert of the incoming observations into one observation table.
+
+    The overflow table takes an observation only where the main table does not hold its pod (same cluster and
+    namespace) at that time. That check names the collection's own time as constants (one value for a
+    collection; a range for a replayed batch), so TimescaleDB excludes every chunk but the current one at
+    planning time and the collection's cost does not grow with history (an unbounded anti join is planned
+    over every chunk, decompressing compressed ones)."""
+    schema_id = sql.Identifier(schema)
+    columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
+    unclaimed = (
+        sql.SQL(
+            "not exists (select from {}.container_observations as main"
+            " where main.user_email = incoming.user_email and main.pod_name = incoming.pod_name"
+            ' and main."timestamp" = incoming."timestamp"'
+            ' and main."timestamp" between {} and {}'
+            " and main.cluster is not distinct from incoming.cluster"
+            " and main.namespace is not distinct from incoming.namespace)"
+        ).format(schema_id, sql.Literal(earliest), sql.Literal(latest))
+        if table == "container_observations_overflow"
+        else sql.SQL("true")
+    )
+    return sql.SQL(
+        "insert into {}.{} ({}, collector_run_id)"
+        " select {}, {} from incoming_observations as incoming where {}"
+        # Deterministic: a replay of the same pods puts each in the same table again.
+        " order by incoming.cluster nulls first, incoming.namespace nulls first"
+        " on conflict do nothing"
+    ).format(schema_id, sql.Identifier(table), columns, columns, sql.Literal(run_id), unclaimed)
 
 
 def _keep_users_current(conn: psycopg.Connection, schema_id: sql.Identifier, observations: list[Observation]) -> None:

@@ -259,3 +259,62 @@ def test_a_database_that_applied_the_first_0002_is_accepted(conn):
     )
     conn.commit()
     assert migrate(conn, "raw", BOOTSTRAP) == []
+
+
+def test_hourly_pod_usage_on_timescaledb_adds_the_overflow_table_and_keeps_access():
+    """What can be checked of the TimescaleDB branch without TimescaleDB: the continuous aggregate reads the
+    hypertable, the view that answers to hourly_pod_usage adds the overflow table to it, an earlier release's
+    aggregate of that name is renamed (its data kept) and its grants carried to the view, and a database that
+    got the extension late (a plain view of that name) has it replaced in place by the view over the aggregate."""
+    text = (BOOTSTRAP / "repeatable" / "hourly_objects.sql").read_text()
+    code = " ".join(line.split("--", 1)[0] for line in text.splitlines())
+    code = " ".join(code.split())
+    timescale_branch = code.split("if timescaledb_schema is not null then", 1)[1].split(" else main_hourly", 1)[0]
+    assert "alter materialized view hourly_pod_usage rename to container_observations_hourly" in timescale_branch
+    assert re.search(
+        r"create materialized view container_observations_hourly with \(timescaledb\.continuous.*"
+        r"from container_observations group by",
+        timescale_branch,
+    )
+    assert "from container_observations_hourly" in timescale_branch
+    view = code.split("create or replace view hourly_pod_usage as", 1)[1].split("$sql$", 1)[0]
+    assert "%s union all" in view and "from container_observations_overflow" in view
+    grants = code.split("if renamed_aggregate then", 1)[1].split("end if;", 1)[0]
+    assert "aclexplode" in grants and "grant %s on hourly_pod_usage" in grants
+
+
+def test_an_earlier_hourly_view_is_replaced_in_place_with_its_grants(conn):
+    """A database migrated by an earlier release holds hourly_pod_usage over container_observations only, granted
+    to the dashboards' role: the next migrate counts the overflow table too, and the grant stays."""
+    import uuid
+
+    migrate(conn, "raw", BOOTSTRAP)
+    role = f"jhm_hourly_reader_{uuid.uuid4().hex[:8]}"
+    conn.execute(
+        "create or replace view raw.hourly_pod_usage as select date_trunc('hour', \"timestamp\" at time zone 'UTC')"
+        " at time zone 'UTC' as bucket, cluster, namespace, node_name, container_base, container_version, user_email,"
+        " pod_name, count(*) as observations, count(age_seconds) as aged_observations,"
+        " sum(age_seconds) as age_seconds_sum from raw.container_observations group by 1, 2, 3, 4, 5, 6, 7, 8"
+    )
+    conn.execute(f"create role {role}")
+    conn.execute(f"grant select on raw.hourly_pod_usage to {role}")
+    for table, namespace in (("container_observations", "jhub"), ("container_observations_overflow", "jhub-2")):
+        conn.execute(
+            f'insert into raw.{table} ("timestamp", user_email, node_name, container_image, container_base, pod_name,'
+            " namespace, age_seconds) values ('2026-11-02 10:00+00', 'a@x.edu', 'n', 'i', 'i', 'jupyter-a', %s, 60)",
+            (namespace,),
+        )
+    conn.commit()
+    try:
+        assert conn.execute("select sum(observations) from raw.hourly_pod_usage").fetchone()[0] == 1
+        migrate(conn, "raw", BOOTSTRAP)
+        conn.commit()
+        assert conn.execute("select sum(observations), count(*) from raw.hourly_pod_usage").fetchone() == (2, 2)
+        assert conn.execute(
+            "select has_table_privilege(%s, 'raw.hourly_pod_usage', 'select')", (role,)
+        ).fetchone() == (True,)
+    finally:
+        conn.rollback()
+        conn.execute(f"drop owned by {role}")
+        conn.execute(f"drop role {role}")
+        conn.commit()

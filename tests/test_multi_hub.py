@@ -60,3 +60,74 @@ def test_two_hubs_same_user_and_pod_name_give_two_sessions(database, tmp_path):
         ),
     ]
     assert nodes == [("campus/gpu-a100-01", "campus", "gpu-a100-01")]
+
+
+def test_every_hourly_object_counts_both_hubs(database, tmp_path):
+    """Three collections of two same-named pods in two namespaces: 2 namespaces and 6 observations in each hour,
+    in the raw view and in the analytics table the dashboards read."""
+    staging = pod(metadata__namespace="jhub-staging", metadata__uid="staging-uid")
+    (tmp_path / "pods.json").write_text(json.dumps(pod_list(KUBESPAWNER_7_POD, staging)))
+    environment = {**database.environment(), "CLUSTER_NAME": "campus"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "migrate"], env=environment).exit_code == 0
+    for step in range(3):
+        at = (START + timedelta(minutes=5 * step)).isoformat()
+        result = runner.invoke(app, ["collect", "--from-file", str(tmp_path / "pods.json"), "--at", at], env=environment)
+        assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["build"], env=environment).exit_code == 0
+    with psycopg.connect(**database.connect_kwargs()) as conn:
+        overflow = conn.execute("select count(*) from raw.container_observations_overflow").fetchone()[0]
+        assert overflow == 3  # the second hub's pods
+        for relation in ("raw.hourly_pod_usage", "analytics.hourly_pod_usage"):
+            counted = conn.execute(
+                f"select count(distinct namespace), sum(observations), sum(aged_observations) from {relation}"
+            ).fetchone()
+            assert counted == (2, 6, 6), relation
+        assert conn.execute("select sum(observations) from raw.hourly_node_stats").fetchone()[0] == 6
+
+
+def test_the_overflow_check_reads_only_the_collection_time(database):
+    """Collect's check "does the main table hold this pod at this time?" names the collection's time as constants:
+    on PostgreSQL an index look-up per pod, on TimescaleDB one chunk; never a scan of history."""
+    from loader.migrate import migrate
+    from loader.raw_store import insert_statement
+    from tests.conftest import settings_for
+
+    settings = settings_for(database)
+    at = START + timedelta(days=60)
+    with psycopg.connect(**database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        conn.execute(
+            'insert into raw.container_observations ("timestamp", user_email, node_name, container_image,'
+            " container_base, pod_name, cluster, namespace, collector_run_id)"
+            " select %s - tick * interval '5 minutes', 'user' || n || '@x.edu', 'node', 'img', 'img',"
+            " 'jupyter-user' || n, 'campus', 'jhub', 1"
+            " from generate_series(1, 8000) as tick, generate_series(1, 20) as n",
+            (at,),
+        )
+        conn.execute("analyze raw.container_observations")
+        conn.execute(
+            "create temp table incoming_observations (like raw.container_observations_overflow including defaults)"
+        )
+        conn.execute(
+            'insert into incoming_observations ("timestamp", user_email, node_name, container_image, container_base,'
+            " pod_name, cluster, namespace) values (%s, 'user1@x.edu', 'node', 'img', 'img', 'jupyter-user1', 'campus',"
+            " 'jhub-staging')",
+            (at,),
+        )
+        statement = insert_statement("raw", "container_observations_overflow", 99, at, at)
+        text = statement.as_string(conn)
+        bound = f"'{at:%Y-%m-%d %H:%M:%S%z}'".replace("+0000", "+00:00") + "::timestamptz"
+        assert f'main."timestamp" between {bound} and {bound}' in text
+        plan = conn.execute("explain (format json) " + text).fetchone()[0]
+        scans = []
+
+        def walk(node):
+            if node.get("Relation Name") == "container_observations":
+                scans.append((node["Node Type"], node.get("Index Cond", "")))
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(plan[0]["Plan"])
+        assert scans and all(kind.startswith("Index") and "timestamp" in cond for kind, cond in scans), scans
+        conn.rollback()

@@ -2,21 +2,37 @@
 --
 -- With TimescaleDB (spec 3.2): container_observations becomes a hypertable (existing rows
 -- migrated, also when the extension arrives after the first migrate), chunks older than 7 days
--- are compressed, and hourly_pod_usage is a continuous aggregate. Without it, hourly_pod_usage
--- is a plain view. No retention policy, ever.
+-- are compressed, and container_observations_hourly is its continuous aggregate. No retention
+-- policy, ever.
+--
+-- hourly_pod_usage counts every observation, in whichever table it is (spec 3.2): a view that adds
+-- the overflow table's observations (the second hub's pods, bootstrap_sql/0003) to the hourly
+-- counts of container_observations: its continuous aggregate with TimescaleDB (a continuous
+-- aggregate reads one hypertable only), a grouping of the table itself without. The view is
+-- replaced in place, same columns, so its grants stay. Releases before 0.3 made hourly_pod_usage
+-- itself the continuous aggregate (over container_observations only): it is renamed to
+-- container_observations_hourly, keeping its data, and the new view gets its grants. A database
+-- that gets the extension after its first migrate gets the continuous aggregate in the same way.
+-- The dashboards read the analytics model hourly_pod_usage (same columns), a table each build
+-- keeps incrementally; this view is for ad-hoc queries and the views below.
 --
 -- The extension is used wherever it is installed: every TimescaleDB function is called
 -- qualified with its schema. When it is available but not installed, it is created in public
 -- (never in the raw schema); a role that may not create it, or a server that does not preload
--- it, gets the plain views instead of an error. Nothing reads superuser-only settings.
+-- it, gets plain views instead of an error. Nothing reads superuser-only settings.
 --
 -- hourly_node_stats and hourly_image_stats are created over hourly_pod_usage only where those
--- names are free: a predecessor database keeps its own objects of those names, and nothing of
--- this project reads them. They carry the predecessor's column names, plus observations.
+-- names are free or hold this project's own views: a predecessor database keeps its own objects
+-- of those names, and nothing of this project reads them. They carry the predecessor's column
+-- names, plus observations.
 
 do $hourly$
 declare
     timescaledb_schema name;
+    main_hourly text;
+    renamed_aggregate boolean := false;
+    stats_view text;
+    privilege record;
 begin
     select extnamespace::regnamespace::name into timescaledb_schema
     from pg_extension where extname = 'timescaledb';
@@ -63,40 +79,69 @@ begin
             timescaledb_schema, 'container_observations', '7 days'
         );
 
-        if to_regclass('hourly_pod_usage') is null then
-            execute format(
-                $sql$
-                create materialized view hourly_pod_usage
-                with (timescaledb.continuous, timescaledb.materialized_only = false) as
-                select
-                    %I.time_bucket(interval '1 hour', "timestamp") as bucket,
-                    cluster,
-                    namespace,
-                    node_name,
-                    container_base,
-                    container_version,
-                    user_email,
-                    pod_name,
-                    count(*) as observations,
-                    count(age_seconds) as aged_observations,
-                    sum(age_seconds) as age_seconds_sum
-                from container_observations
-                group by 1, 2, 3, 4, 5, 6, 7, 8
-                with no data
-                $sql$,
-                timescaledb_schema
-            );
-            -- start_offset null: the first refresh covers all history (adoption), later ones what changed.
-            execute format(
-                'select %I.add_continuous_aggregate_policy(%L::regclass, start_offset => null,'
-                ' end_offset => interval %L, schedule_interval => interval %L, if_not_exists => true)',
-                timescaledb_schema, 'hourly_pod_usage', '1 hour', '15 minutes'
-            );
+        if to_regclass('container_observations_hourly') is null then
+            if exists (
+                select from timescaledb_information.continuous_aggregates
+                where view_schema = current_schema() and view_name = 'hourly_pod_usage'
+            ) then
+                alter materialized view hourly_pod_usage rename to container_observations_hourly;
+                renamed_aggregate := true;
+            else
+                execute format(
+                    $sql$
+                    create materialized view container_observations_hourly
+                    with (timescaledb.continuous, timescaledb.materialized_only = false) as
+                    select
+                        %I.time_bucket(interval '1 hour', "timestamp") as bucket,
+                        cluster,
+                        namespace,
+                        node_name,
+                        container_base,
+                        container_version,
+                        user_email,
+                        pod_name,
+                        count(*) as observations,
+                        count(age_seconds) as aged_observations,
+                        sum(age_seconds) as age_seconds_sum
+                    from container_observations
+                    group by 1, 2, 3, 4, 5, 6, 7, 8
+                    with no data
+                    $sql$,
+                    timescaledb_schema
+                );
+            end if;
         end if;
-    elsif to_regclass('hourly_pod_usage') is null then
-        create view hourly_pod_usage as
+        -- start_offset null: the first refresh covers all history (adoption), later ones what changed.
+        execute format(
+            'select %I.add_continuous_aggregate_policy(%L::regclass, start_offset => null,'
+            ' end_offset => interval %L, schedule_interval => interval %L, if_not_exists => true)',
+            timescaledb_schema, 'container_observations_hourly', '1 hour', '15 minutes'
+        );
+        main_hourly := $sql$
+            select
+                bucket, cluster, namespace, node_name, container_base, container_version, user_email, pod_name,
+                observations, aged_observations, age_seconds_sum
+            from container_observations_hourly
+        $sql$;
+    else
+        main_hourly := $sql$
+            select
+                date_trunc('hour', "timestamp" at time zone 'UTC') at time zone 'UTC' as bucket,
+                cluster, namespace, node_name, container_base, container_version, user_email, pod_name,
+                count(*) as observations,
+                count(age_seconds) as aged_observations,
+                sum(age_seconds) as age_seconds_sum
+            from container_observations
+            group by 1, 2, 3, 4, 5, 6, 7, 8
+        $sql$;
+    end if;
+
+    -- Every observation (spec 3.2): the main table's hours and the overflow table's, added up.
+    execute format(
+        $sql$
+        create or replace view hourly_pod_usage as
         select
-            date_trunc('hour', "timestamp" at time zone 'UTC') at time zone 'UTC' as bucket,
+            bucket,
             cluster,
             namespace,
             node_name,
@@ -104,36 +149,74 @@ begin
             container_version,
             user_email,
             pod_name,
-            count(*) as observations,
-            count(age_seconds) as aged_observations,
-            sum(age_seconds) as age_seconds_sum
-        from container_observations
-        group by 1, 2, 3, 4, 5, 6, 7, 8;
+            sum(observations)::bigint as observations,
+            sum(aged_observations)::bigint as aged_observations,
+            sum(age_seconds_sum)::bigint as age_seconds_sum
+        from (
+            %s
+            union all
+            select
+                date_trunc('hour', "timestamp" at time zone 'UTC') at time zone 'UTC' as bucket,
+                cluster, namespace, node_name, container_base, container_version, user_email, pod_name,
+                count(*) as observations,
+                count(age_seconds) as aged_observations,
+                sum(age_seconds) as age_seconds_sum
+            from container_observations_overflow
+            group by 1, 2, 3, 4, 5, 6, 7, 8
+        ) as both_tables
+        group by 1, 2, 3, 4, 5, 6, 7, 8
+        $sql$,
+        main_hourly
+    );
+    comment on view hourly_pod_usage is
+    'Per hour (UTC), cluster, namespace, node, image, user and pod: observations of both observation tables.';
+
+    -- Whoever could read the continuous aggregate under its old name can read the view that took the name.
+    if renamed_aggregate then
+        for privilege in
+            select grantee.rolname, acl.privilege_type
+            from pg_class, aclexplode(pg_class.relacl) as acl
+            join pg_roles as grantee on grantee.oid = acl.grantee
+            where pg_class.oid = 'container_observations_hourly'::regclass
+                and acl.grantee <> pg_class.relowner
+        loop
+            execute format('grant %s on hourly_pod_usage to %I', privilege.privilege_type, privilege.rolname);
+        end loop;
     end if;
 
-    if to_regclass('hourly_node_stats') is null then
-        create view hourly_node_stats as
-        select
-            bucket as hour,
-            node_name,
-            count(distinct user_email) as unique_users,
-            count(distinct pod_name) as total_containers,
-            sum(age_seconds_sum)::numeric / nullif(sum(aged_observations), 0) as avg_age_seconds,
-            sum(observations)::bigint as observations
-        from hourly_pod_usage
-        group by bucket, node_name;
-    end if;
-
-    if to_regclass('hourly_image_stats') is null then
-        create view hourly_image_stats as
-        select
-            bucket as hour,
-            container_base,
-            container_version,
-            count(distinct user_email) as unique_users,
-            count(distinct pod_name) as total_containers
-        from hourly_pod_usage
-        group by bucket, container_base, container_version;
-    end if;
+    -- Ours when free, or when they read this project's hourly objects (re-pointed at the view).
+    foreach stats_view in array array['hourly_node_stats', 'hourly_image_stats'] loop
+        if to_regclass(stats_view) is null or exists (
+            select from pg_rewrite
+            join pg_depend on pg_depend.classid = 'pg_rewrite'::regclass and pg_depend.objid = pg_rewrite.oid
+            where pg_rewrite.ev_class = to_regclass(stats_view)
+                and pg_depend.refobjid in (
+                    to_regclass('hourly_pod_usage'), to_regclass('container_observations_hourly')
+                )
+        ) then
+            if stats_view = 'hourly_node_stats' then
+                create or replace view hourly_node_stats as
+                select
+                    bucket as hour,
+                    node_name,
+                    count(distinct user_email) as unique_users,
+                    count(distinct pod_name) as total_containers,
+                    sum(age_seconds_sum)::numeric / nullif(sum(aged_observations), 0) as avg_age_seconds,
+                    sum(observations)::bigint as observations
+                from hourly_pod_usage
+                group by bucket, node_name;
+            else
+                create or replace view hourly_image_stats as
+                select
+                    bucket as hour,
+                    container_base,
+                    container_version,
+                    count(distinct user_email) as unique_users,
+                    count(distinct pod_name) as total_containers
+                from hourly_pod_usage
+                group by bucket, container_base, container_version;
+            end if;
+        end if;
+    end loop;
 end
 $hourly$;
