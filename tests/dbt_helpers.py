@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -25,14 +27,13 @@ def observation(
     node_name: str,
     at: datetime,
     *,
-    pod_uid: str | None = None,
     container_base: str = "scipy-notebook",
     container_version: str = "1",
-    gpu_count: int | None = 0,
-    cpu_usage_cores: Decimal | None = None,
-    memory_usage_bytes: int | None = None,
+    **fields: Any,
 ) -> Observation:
-    return Observation(
+    """An observation row with plausible values; any other Observation field may be given (pod_uid, user_name,
+    cluster, namespace, gpu_count, cpu_usage_cores, ...)."""
+    row = Observation(
         timestamp=at,
         user_email=user_email,
         user_name=user_email.split("@")[0],
@@ -44,15 +45,14 @@ def observation(
         pod_name=pod_name,
         cluster="test",
         namespace="jhub",
-        pod_uid=pod_uid,
+        pod_uid=None,
         server_name="",
-        gpu_count=gpu_count,
+        gpu_count=0,
         cpu_request=Decimal("0.5"),
         memory_request_bytes=2**30,
         pod_started_at=None,
-        cpu_usage_cores=cpu_usage_cores,
-        memory_usage_bytes=memory_usage_bytes,
     )
+    return replace(row, **fields)
 
 
 def load_batch(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> int:

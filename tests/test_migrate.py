@@ -199,13 +199,16 @@ def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
     assert refused.exit_code == 1 and "READONLY_DB_PASSWORD" in refused.output
     monkeypatch.setenv("READONLY_DB_PASSWORD", "s3cret")
     assert CliRunner().invoke(app, ["db", "migrate"]).exit_code == 0
+    assert CliRunner().invoke(app, ["build"]).exit_code == 0
     try:
         result = CliRunner().invoke(app, ["db", "readonly-role"])
         assert result.exit_code == 0, result.output
         assert f"role {role} reads the dashboards' relations in {database.name} only" in result.output
         assert "statements limited to 60 s" in result.output
         with psycopg.connect(**{**database.connect_kwargs(), "user": role}) as reader:
-            assert reader.execute("select count(*) from raw.hourly_pod_usage").fetchone() == (0,)
+            assert reader.execute("select count(*) from analytics.hourly_pod_usage").fetchone() == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute("select count(*) from raw.container_observations")
     finally:
         conn.rollback()
         conn.execute(f"drop owned by {role}")
@@ -310,9 +313,9 @@ def test_an_earlier_hourly_view_is_replaced_in_place_with_its_grants(conn):
         migrate(conn, "raw", BOOTSTRAP)
         conn.commit()
         assert conn.execute("select sum(observations), count(*) from raw.hourly_pod_usage").fetchone() == (2, 2)
-        assert conn.execute(
-            "select has_table_privilege(%s, 'raw.hourly_pod_usage', 'select')", (role,)
-        ).fetchone() == (True,)
+        assert conn.execute("select has_table_privilege(%s, 'raw.hourly_pod_usage', 'select')", (role,)).fetchone() == (
+            True,
+        )
     finally:
         conn.rollback()
         conn.execute(f"drop owned by {role}")

@@ -72,7 +72,9 @@ def test_every_hourly_object_counts_both_hubs(database, tmp_path):
     assert runner.invoke(app, ["db", "migrate"], env=environment).exit_code == 0
     for step in range(3):
         at = (START + timedelta(minutes=5 * step)).isoformat()
-        result = runner.invoke(app, ["collect", "--from-file", str(tmp_path / "pods.json"), "--at", at], env=environment)
+        result = runner.invoke(
+            app, ["collect", "--from-file", str(tmp_path / "pods.json"), "--at", at], env=environment
+        )
         assert result.exit_code == 0, result.output
     assert runner.invoke(app, ["build"], env=environment).exit_code == 0
     with psycopg.connect(**database.connect_kwargs()) as conn:

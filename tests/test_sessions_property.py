@@ -1,5 +1,6 @@
-"""Property: incremental `user_sessions`, built after each of several out-of-order batches, equals one
-full rebuild, and equals the predecessor's session SQL (compat/predecessor_views.sql) on the same data.
+"""Property: the incremental marts, built after each of several out-of-order batches, equal one full rebuild in
+every row and column; user_sessions and the day parts equal an independent reference (tests/session_reference.py)
+in every column; and sessions equal the predecessor's session SQL (compat/predecessor_views.sql) on the same data.
 
 Scenarios are independent users, so many of them share one database and one series of dbt runs.
 """
@@ -17,10 +18,12 @@ import pytest
 from psycopg import sql
 
 from loader.migrate import migrate
+from loader.pods import Observation
 from loader.raw_store import OBSERVATION_COLUMNS
 from tests.conftest import settings_for
 from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 from tests.predecessor import PREDECESSOR_VIEWS_SQL
+from tests.session_reference import Row, differences, reference
 
 pytestmark = pytest.mark.dbt
 
@@ -40,59 +43,111 @@ STEPS = [
     timedelta(hours=3),
     timedelta(days=2),
 ]
-SESSION_COLUMNS = (
-    "session_id, user_email, pod_name, node_name, session_start, session_end, observation_count,"
-    " container_base, container_version, pod_uid, gpu_count, node_type, last_collector_run_id,"
-    " round(runtime_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
-    " measured_observation_count, cpu_usage_cores_sum, avg_cpu_usage_cores, max_memory_usage_bytes,"
-    " last_cpu_usage_cores, idle_seconds, round(idle_hours::numeric, 9), cpu_request_cores"
-)
 # Measured CPU use: unknown, idle (below the 0.05-core threshold) or busy.
 USES = [None, Decimal("0.01"), Decimal("0.02"), Decimal("0.049"), Decimal("0.05"), Decimal("1.5")]
+NODES = ["cpu-1", "cpu-2", "gpu-a100-1"]
+# Rows from before adoption have no cluster or namespace: the session key compares them null-safely.
+CLUSTERS = [None, "campus", "cloud"]
+NAMESPACES = [None, "jhub", "jhub-staging"]
 
 
 def scenario(rng: random.Random, index: int, start: datetime) -> tuple[list, bool]:
-    """One user's observation stream over a few pods and nodes; True when it has pod uid changes."""
+    """One user's observation stream over a few pods and nodes, every column varied; True when it has uid changes."""
     user = f"user{index}@example.edu"
     uid_changes = rng.random() < 0.5
     observations = []
     for pod_number in range(rng.randint(1, 3)):
         pod = f"jupyter-user{index}" + (f"--srv{pod_number}" if pod_number else "")
         moment = start + timedelta(seconds=rng.randint(0, 7200))
-        node = rng.choice(["cpu-1", "cpu-2", "gpu-a100-1"])
+        node = rng.choice(NODES)
         uid = f"uid-{index}-{pod_number}-0" if uid_changes or rng.random() < 0.5 else None
+        cluster, namespace = rng.choice(CLUSTERS), rng.choice(NAMESPACES)  # a pod lives in one hub
         for step_number in range(rng.randint(1, 30)):
             if rng.random() < 0.08:
-                node = rng.choice(["cpu-1", "cpu-2", "gpu-a100-1"])
+                node = rng.choice(NODES)
             if uid_changes and rng.random() < 0.1:
                 uid = f"uid-{index}-{pod_number}-{step_number}"
-            observations.append(
-                observation(
-                    user,
-                    pod,
-                    node,
-                    moment,
-                    pod_uid=uid,
-                    container_base=rng.choice(["scipy", "torch", "r"]),
-                    container_version=rng.choice(["1", "2"]),
-                    gpu_count=rng.choice([0, 1, 2, None]),
-                    cpu_usage_cores=rng.choice(USES),
-                    memory_usage_bytes=rng.choice([None, 2**30, 3 * 2**30]),
-                )
-            )
+            observations.append(varied_observation(rng, user, pod, node, moment, uid, cluster, namespace))
             moment += rng.choice(STEPS) + timedelta(seconds=rng.choice([0, 0, 0, 17]))
     return observations, uid_changes
 
 
-def per_user_and_node(conn, schema: str = "analytics") -> tuple[set[tuple], set[tuple]]:
-    users = conn.execute(
-        "select user_email, round(total_hours::numeric, 9), round(gpu_hours::numeric, 9), round(cpu_hours::numeric, 9),"
-        " round(gpu_device_hours::numeric, 9), total_sessions, applications_used, first_session, last_session,"
-        " round(idle_gpu_hours::numeric, 9), round(cpu_efficiency, 12),"
-        f" favorite_container, last_collector_run_id from {schema}.user_session_stats"
+def varied_observation(rng, user, pod, node, moment, uid, cluster, namespace):
+    return observation(
+        user,
+        pod,
+        node,
+        moment,
+        pod_uid=uid,
+        container_base=rng.choice(["scipy", "torch", "r"]),
+        container_version=rng.choice(["1", "2"]),
+        user_name=rng.choice([None, user.split("@")[0], "Ana Müller"]),
+        server_name=rng.choice(["", "", "gpu-lab"]),
+        cluster=cluster,
+        namespace=namespace,
+        gpu_count=rng.choice([0, 1, 2, None]),
+        cpu_request=rng.choice([None, Decimal("0.5"), Decimal("2")]),
+        memory_request_bytes=rng.choice([None, 2**30, 16 * 2**30]),
+        cpu_usage_cores=rng.choice(USES),
+        memory_usage_bytes=rng.choice([None, 2**30, 3 * 2**30]),
+    )
+
+
+def table(conn, name: str, schema: str = "analytics") -> list[dict]:
+    cursor = conn.execute(f"select * from {schema}.{name}")
+    columns = [column.name for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+MART_KEYS = {
+    "user_sessions": ["session_id"],
+    "int_session_day_parts": ["session_id", "day"],
+    "user_session_stats": ["user_email"],
+    "nodes": ["node_key"],
+    "hourly_pod_usage": [
+        "bucket",
+        "cluster",
+        "namespace",
+        "node_name",
+        "container_base",
+        "container_version",
+        "user_email",
+        "pod_name",
+    ],
+}
+
+
+def marts(conn, schema: str = "analytics") -> dict[str, list[dict]]:
+    """Every row and column of the incremental marts."""
+    return {name: table(conn, name, schema) for name in MART_KEYS}
+
+
+def assert_same_marts(actual: dict[str, list[dict]], expected: dict[str, list[dict]]) -> None:
+    """Equal in every row and column (sums of double precision hours may differ in the last bits: the order of
+    summation is not the same)."""
+    for name, key in MART_KEYS.items():
+        assert len(actual[name]) == len(expected[name]), name
+        assert differences(actual[name], expected[name], key) == [], name
+
+
+def raw_rows(conn) -> list[Row]:
+    columns = ", ".join(f'"{name}"' for name in OBSERVATION_COLUMNS)
+    rows = conn.execute(
+        f"select {columns}, collector_run_id from raw.container_observations"
+        f" union all select {columns}, collector_run_id from raw.container_observations_overflow"
     ).fetchall()
-    nodes = conn.execute(f"select * from {schema}.nodes").fetchall()
-    return set(users), set(nodes)
+    return [Row(Observation(**dict(zip(OBSERVATION_COLUMNS, row[:-1], strict=True))), row[-1]) for row in rows]
+
+
+def assert_equal_to_reference(conn) -> None:
+    """Every column of user_sessions and of the day parts, as the reference computes them from the raw rows."""
+    sessions, parts = reference(raw_rows(conn))
+    built = table(conn, "user_sessions")
+    assert set(built[0]) == set(sessions[0]), "user_sessions has columns the reference does not know, or lacks some"
+    assert differences(built, sessions, ["session_id"]) == []
+    built_parts = table(conn, "int_session_day_parts")
+    assert set(built_parts[0]) == set(parts[0])
+    assert differences(built_parts, parts, ["session_id", "day"]) == []
 
 
 def concurrent_external_write_and_loader_run(database, settings, external, loaded) -> None:
@@ -122,15 +177,6 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
         assert external_run < loader_run
 
 
-def sessions(conn, where: str = "true", schema: str = "analytics") -> set[tuple]:
-    rows = set(conn.execute(f"select {SESSION_COLUMNS} from {schema}.user_sessions where {where}").fetchall())
-    days = conn.execute(
-        f"select session_id, day, round(hours::numeric, 9), round(coalesce(idle_gpu_hours, -1)::numeric, 9),"
-        f" cpu_core_hours is null from {schema}.session_days"
-    ).fetchall()
-    return rows | {("day", *row) for row in days}
-
-
 @pytest.mark.parametrize("seed", [11, 2026])
 def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed):
     rng = random.Random(seed)
@@ -146,8 +192,7 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
     for obs in everything:  # random batches: every batch holds observations from anywhere in time
         batches[rng.randrange(batch_count)].append(obs)
 
-    incremental_marts = ["user_sessions", "user_session_stats", "nodes", "session_days"]
-    dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)  # first build: empty tables
+    dbt(settings, "run", "--select", "+user_sessions", *MART_KEYS)  # first build: empty tables
     for number, batch in enumerate(batches):
         # Some observations arrive through other writers, with no run id: the predecessor's collector
         # during a migration, a psql backfill; late and out of order like the rest.
@@ -158,15 +203,13 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
         else:
             copy_without_run_id(conn, settings, external)
             load_batch(conn, settings, loaded)
-        dbt(settings, "run", "--select", *incremental_marts)
-    incremental = sessions(conn)
-    incremental_stats = per_user_and_node(conn)
+        dbt(settings, "run", "--select", *MART_KEYS)
+    incremental = marts(conn)
+    assert_equal_to_reference(conn)
 
-    dbt(settings, "run", "--select", *incremental_marts, "--full-refresh")
-    rebuilt = sessions(conn)
-    assert len(rebuilt) > 150
-    assert incremental == rebuilt
-    assert incremental_stats == per_user_and_node(conn)
+    dbt(settings, "run", "--select", *MART_KEYS, "--full-refresh")
+    assert len(incremental["user_sessions"]) > 150
+    assert_same_marts(incremental, marts(conn))
 
     # The predecessor's definition, on the same rows, for streams whose pods never change uid.
     with conn.transaction():
@@ -199,8 +242,8 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
 
 
 def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
-    """A user whose pods run for hours to days, collected every 5 minutes, now and then changing image,
-    node or pod uid, with pauses that sometimes exceed the gap."""
+    """A user whose pods run for hours to days (across midnights), collected every 5 minutes, now and then changing
+    image, node or pod uid, with pauses that sometimes exceed the gap; every column varied."""
     user = f"steady{index}@example.edu"
     observations = []
     for pod_number in range(rng.randint(1, 2)):
@@ -208,6 +251,7 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
         moment = start + timedelta(minutes=5 * rng.randint(0, 24))
         node, image = rng.choice(["cpu-1", "gpu-a100-1"]), rng.choice(["scipy", "torch"])
         uid = f"uid-{index}-{pod_number}" if rng.random() < 0.7 else None  # None: rows from before adoption
+        cluster, namespace = rng.choice(CLUSTERS), rng.choice(NAMESPACES)
         for step_number in range(rng.randint(20, 400)):
             if rng.random() < 0.004:
                 image = rng.choice(["scipy", "torch", "r"])
@@ -215,18 +259,10 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
                 uid = f"uid-{index}-{pod_number}-{step_number}"
             if rng.random() < 0.003:
                 node = rng.choice(["cpu-1", "gpu-a100-1"])
-            observations.append(
-                observation(
-                    user,
-                    pod,
-                    node,
-                    moment,
-                    pod_uid=uid if rng.random() < 0.95 else None,
-                    cpu_usage_cores=rng.choice(USES),
-                    container_base=image,
-                    gpu_count=rng.choice([1, 1, 1, 2]),
-                )
+            row = varied_observation(
+                rng, user, pod, node, moment, uid if rng.random() < 0.95 else None, cluster, namespace
             )
+            observations.append(replace(row, container_base=image, container_image=f"quay.io/jupyter/{image}:1"))
             moment += rng.choice([timedelta(minutes=5)] * 200 + [GAP, GAP + timedelta(seconds=1), timedelta(hours=2)])
     return observations
 
@@ -245,29 +281,28 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     )
     late = [obs for obs in everything if rng.random() < 0.03]
     on_time = [obs for obs in everything if obs not in late]
-    incremental_marts = ["user_sessions", "user_session_stats", "nodes", "session_days"]
-    dbt(settings, "run", "--select", "+user_sessions", *incremental_marts)
+    dbt(settings, "run", "--select", "+user_sessions", *MART_KEYS)
     cycles = 14
     for number in range(cycles):
         batch = on_time[number * len(on_time) // cycles : (number + 1) * len(on_time) // cycles]
         load_batch(conn, settings, batch)
-        dbt(settings, "run", "--select", *incremental_marts)
+        dbt(settings, "run", "--select", *MART_KEYS)
     long_sessions = conn.execute(
         "select count(*) from analytics.user_sessions where observation_count >= 100"
     ).fetchone()[0]
     assert long_sessions >= 5, "sessions must be extended over many cycles"
     # Before late rows repair anything: equal to a full build of the same rows (in a schema of its own).
-    reference = replace(settings, analytics_schema="reference")
-    dbt(reference, "run", "--select", "+user_sessions", *incremental_marts, "--full-refresh")
-    assert sessions(conn) == sessions(conn, schema="reference")
-    assert per_user_and_node(conn) == per_user_and_node(conn, schema="reference")
+    rebuilt = replace(settings, analytics_schema="rebuilt")
+    dbt(rebuilt, "run", "--select", "+user_sessions", *MART_KEYS, "--full-refresh")
+    assert_same_marts(marts(conn), marts(conn, schema="rebuilt"))
+    assert_equal_to_reference(conn)
     rng.shuffle(late)
     copy_without_run_id(conn, settings, late[: len(late) // 2])
-    dbt(settings, "run", "--select", *incremental_marts)
+    dbt(settings, "run", "--select", *MART_KEYS)
     load_batch(conn, settings, late[len(late) // 2 :])
-    dbt(settings, "run", "--select", *incremental_marts)
-    incremental, incremental_stats = sessions(conn), per_user_and_node(conn)
+    dbt(settings, "run", "--select", *MART_KEYS)
+    incremental = marts(conn)
+    assert_equal_to_reference(conn)
 
-    dbt(settings, "run", "--select", *incremental_marts, "--full-refresh")
-    assert sessions(conn) == incremental
-    assert per_user_and_node(conn) == incremental_stats
+    dbt(settings, "run", "--select", *MART_KEYS, "--full-refresh")
+    assert_same_marts(incremental, marts(conn))

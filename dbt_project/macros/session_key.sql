@@ -1,5 +1,5 @@
 {#- The session key (spec 4), declared once. user_sessions carries it in its config (meta.session_key),
-    the replace_sessions strategy reads it from there, and the overlap test and indexes use it.
+    the replace_from strategy reads it from there, and the overlap test and indexes use it.
     Rows from before adoption have no cluster or namespace: those two compare null-safely. -#}
 {% macro session_key() -%}
     {{ return(['cluster', 'namespace', 'user_email', 'pod_name', 'node_name']) }}

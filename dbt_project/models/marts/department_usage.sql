@@ -15,8 +15,8 @@ days as (
     select * from {{ ref('session_days') }}
 ),
 
-rates as (
-    select * from {{ ref('int_cost_rates') }}
+costs as (
+    select * from {{ ref('int_session_day_costs') }}
 ),
 
 attributed_days as (
@@ -31,15 +31,14 @@ attributed_days as (
         days.cpu_hours,
         days.gpu_device_hours,
         days.idle_gpu_hours,
-        days.cpu_core_hours,
+        days.cpu_requested_core_hours,
         days.cpu_used_core_hours,
-        days.gpu_device_hours * rates.gpu_hour
-        + days.cpu_core_hours * rates.cpu_core_hour
-        + days.memory_gib_hours * rates.memory_gib_hour as cost,
-        rates.currency
+        costs.cost,
+        costs.currency
     from days
     inner join sessions on days.session_id = sessions.session_id
-    left join rates on days.day >= rates.valid_from and days.day < rates.valid_to
+    -- One cost row per session-day: hours never depend on the rates.
+    left join costs on days.session_id = costs.session_id and days.day = costs.day
 ),
 
 per_department_month as (
@@ -55,8 +54,7 @@ per_department_month as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_gpu_hours) as idle_gpu_hours,
-        sum(cpu_used_core_hours) filter (where cpu_core_hours > 0)
-        / nullif(sum(cpu_core_hours) filter (where cpu_used_core_hours is not null), 0) as cpu_efficiency,
+        {{ cpu_efficiency('cpu_used_core_hours', 'cpu_requested_core_hours') }} as cpu_efficiency,
         sum(cost) as cost,
         min(currency) as currency,
         coalesce(sum(hours) filter (where cost is null), 0) as uncosted_hours

@@ -9,7 +9,7 @@ select
     value
 from (
     values
-    ('rules_version', '2: node type by GPU request, idle time, calendar split'),
+    ('rules_version', '3: session columns declared once, idle time in the day it happened'),
     ('session_gap_minutes', '{{ var("session_gap_minutes") }}'),
     ('cpu_node_pattern', {{ sql_string(var('cpu_node_pattern')) }}),
     ('gpu_node_patterns', {{ sql_string(var('gpu_node_patterns')) }}),

@@ -78,10 +78,7 @@ per_user as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_hours) filter (where node_type = 'gpu') as idle_gpu_hours,
-        sum(avg_cpu_usage_cores * runtime_hours::numeric) filter (where cpu_request_cores > 0)
-        / nullif(
-            sum(cpu_request_cores * runtime_hours::numeric) filter (where avg_cpu_usage_cores is not null), 0
-        ) as cpu_efficiency,
+        {{ cpu_efficiency('cpu_used_core_hours', 'cpu_requested_core_hours') }} as cpu_efficiency,
         count(*) as total_sessions,
         count(distinct container_base) as applications_used,
         min(session_start) as first_session,
