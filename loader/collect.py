@@ -15,8 +15,10 @@ import psycopg
 
 from loader.config import CollectSettings, Settings
 from loader.db import connect
-from loader.errors import LoaderError, one_line_failure
+from loader.errors import ConfigurationError, LoaderError, one_line_failure
 from loader.pods import (
+    EARLIEST_TIME,
+    FUTURE_TOLERANCE,
     Observation,
     PodUse,
     Skip,
@@ -52,12 +54,41 @@ class CollectionResult:
             f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
         )
 
+    def document(self) -> dict[str, object]:
+        return {
+            "command": "collect",
+            "status": "succeeded",
+            "run_id": self.run_id,
+            "observed_at": self.observed_at.isoformat(),
+            "pods_listed": self.pods_listed,
+            "rows_recorded": self.rows_recorded,
+            "rows_already_recorded": self.rows_already_recorded,
+            "skipped": dict(sorted(self.skip_reasons.items())),
+        }
+
+
+def collection_time(text: str | None) -> datetime | None:
+    """`--at`: an ISO 8601 time (UTC where it has no offset) within the range a collection can have."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(f"--at {text!r} is not an ISO 8601 time such as 2026-01-31T14:05:00+00:00") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    latest = datetime.now(UTC) + FUTURE_TOLERANCE
+    if not EARLIEST_TIME <= moment <= latest:
+        raise ConfigurationError(
+            f"--at {text!r} is outside {EARLIEST_TIME:%Y-%m-%d} to one day from now; give the collection's real time"
+        )
+    return moment
+
 
 def parse_user_sources(texts: Iterable[str], setting: str = "--user-from or COLLECT_USER_FROM") -> list[UserSource]:
     try:
         return [UserSource.parse(text) for text in texts]
     except ValueError as error:
-        raise LoaderError(f"{error}; fix {setting}") from None
+        raise ConfigurationError(f"{error}; fix {setting}") from None
 
 
 def pods_from_document(document: Any, selector: str, origin: str = "pod list") -> list[dict[str, Any]]:
@@ -197,6 +228,8 @@ def collect_into(
         run.error = message
         run.rows_recorded = run.rows_already_recorded = 0
         _record_failure(conn, settings.raw_schema, run)
+        if isinstance(error, LoaderError):
+            raise
         raise LoaderError(message) from error
     return CollectionResult(
         run_id=run_id,

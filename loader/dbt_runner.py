@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from loader.config import Settings
-from loader.errors import LoaderError
+from loader.errors import ConfigurationError, LoaderError
 
 # What runs after every collection: models and snapshots, whose cost follows new data.
 CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
@@ -37,13 +42,69 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_dbt(settings: Settings, args: list[str]) -> bool:
-    """`dbt ARGS` with --project-dir and --profiles-dir filled in; True when dbt succeeded."""
+@dataclass
+class DbtOutcome:
+    """What a dbt command did: success, how many nodes ended in each status, and the failing ones with the first
+    line of their message."""
+
+    command: str
+    success: bool
+    statuses: dict[str, int] = field(default_factory=dict)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.success
+
+    def first_problem(self) -> str:
+        if not self.problems:
+            return f"dbt {self.command} failed; dbt's output above says why"
+        name, status, message = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"dbt {self.command} failed: {name} ({status}): {message}{more}"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "statuses": dict(sorted(self.statuses.items())),
+            "problems": [
+                {"node": name, "status": status, "message": message} for name, status, message in self.problems
+            ],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+PROBLEM_STATUSES = {"error", "fail", "warn", "runtime error", "skipped"}
+
+
+def _message_line(message: str | None) -> str:
+    """The line of a dbt message that says what is wrong: not dbt's own header ("Compilation Error in model ...")."""
+    lines = [" ".join(line.split()) for line in (message or "").splitlines() if line.strip()]
+    useful = [line for line in lines if not re.match(r"^(Compilation|Database|Runtime) Error( in |$)", line)]
+    return (useful or lines or [""])[0][:400]
+
+
+def outcome_of(command: str, result: Any, seconds: float) -> DbtOutcome:
+    statuses: Counter[str] = Counter()
+    problems = []
+    for item in getattr(result.result, "results", None) or []:
+        node = getattr(item, "node", None)
+        if getattr(node, "resource_type", None) == "operation":  # on-run-start/end hooks
+            continue
+        status = str(getattr(item.status, "value", item.status))
+        statuses[status] += 1
+        if status in PROBLEM_STATUSES - {"skipped"}:
+            problems.append((getattr(node, "name", "?"), status, _message_line(getattr(item, "message", None))))
+    return DbtOutcome(command, bool(result.success), dict(statuses), problems, seconds)
+
+
+def run_dbt(settings: Settings, args: list[str], *, output_to_stderr: bool = False) -> DbtOutcome:
+    """`dbt ARGS` with --project-dir and --profiles-dir filled in. dbt's log goes to stdout, or to stderr when stdout
+    carries a result (`--json`)."""
     from dbt.cli.main import dbtRunner
 
     project_dir = settings.dbt_project_dir
     if not (project_dir / "dbt_project.yml").is_file():
-        raise LoaderError(f"no dbt project at {project_dir}; set DBT_PROJECT_DIR")
+        raise ConfigurationError(f"no dbt project at {project_dir}; set DBT_PROJECT_DIR")
     profiles_dir = os.environ.get("DBT_PROFILES_DIR") or str(project_dir)
     full_args = list(args)
     command_words = {"--project-dir": str(project_dir), "--profiles-dir": profiles_dir}
@@ -51,14 +112,20 @@ def run_dbt(settings: Settings, args: list[str]) -> bool:
         for flag, value in command_words.items():
             if flag not in full_args:
                 full_args += [flag, value]
+    stream = sys.stderr if output_to_stderr else sys.stdout
     # Colour codes only on a terminal: CronJob logs and pipes get plain text (DBT_USE_COLORS still wins).
-    colours = {} if "DBT_USE_COLORS" in os.environ else {"DBT_USE_COLORS": str(sys.stdout.isatty()).lower()}
+    colours = {} if "DBT_USE_COLORS" in os.environ else {"DBT_USE_COLORS": str(stream.isatty()).lower()}
     exclusive = bool(args) and args[0] in WRITING_COMMANDS
-    with _build_lock(settings, exclusive), _environment({**settings.dbt_environment(), **colours}):
+    began = time.monotonic()
+    with (
+        _build_lock(settings, exclusive),
+        _environment({**settings.dbt_environment(), **colours}),
+        contextlib.redirect_stdout(stream),
+    ):
         result = dbtRunner().invoke(full_args)
     if result.exception is not None:
         raise LoaderError(f"dbt {' '.join(args[:1])} could not run: {' '.join(str(result.exception).split())[:300]}")
-    return bool(result.success)
+    return outcome_of(" ".join(args[:1]), result, time.monotonic() - began)
 
 
 @contextmanager

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from psycopg import sql
 
-from loader.config import IDENTIFIER
+from loader.config import IDENTIFIER, Settings
 from loader.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 
 def ensure_readonly_role(
@@ -95,3 +99,26 @@ def cancel_overrunning_reader_queries(conn: psycopg.Connection, role: str, state
         (role, statement_timeout_seconds),
     ).fetchone()
     return int(cancelled[0]) if cancelled else 0
+
+
+def enforce_reader_timeout(settings: Settings) -> None:
+    """A role may SET its own statement_timeout: every collection cancels the dashboards' role's statements that run
+    past it. Never fails the collection (one log line when it cannot look)."""
+    from loader.db import connect
+    from loader.errors import LoaderError
+
+    try:
+        with connect(settings.database, autocommit=True) as conn:
+            cancelled = cancel_overrunning_reader_queries(
+                conn, settings.readonly_role, settings.readonly_statement_timeout_seconds
+            )
+    except (LoaderError, psycopg.Error) as error:
+        log.warning("could not check the read-only role's statements: %s", error)
+        return
+    if cancelled:
+        log.warning(
+            "cancelled %d statement(s) of %s running past %d s",
+            cancelled,
+            settings.readonly_role,
+            settings.readonly_statement_timeout_seconds,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
-from loader.cli import progress_reporter
+from loader.cli.users import progress_reporter
 from loader.export import _cell
 
 

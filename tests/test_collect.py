@@ -193,9 +193,9 @@ def test_bad_pod_files_are_one_line_errors(migrated, database, tmp_path, monkeyp
 def test_bad_at_and_user_from_are_clear(migrated, database, tmp_path, monkeypatch):
     path = write_pods(tmp_path, KUBESPAWNER_7_POD)
     bad_at = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--at", "last tuesday")
-    assert bad_at.exit_code == 1 and "ISO 8601" in bad_at.output
+    assert bad_at.exit_code == 2 and "ISO 8601" in bad_at.output
     bad_source = run_cli(database, monkeypatch, "collect", "--from-file", str(path), "--user-from", "header:x")
-    assert bad_source.exit_code == 1 and "--user-from" in bad_source.output
+    assert bad_source.exit_code == 2 and "--user-from" in bad_source.output
 
 
 def test_user_from_env_first(migrated, database, conn, tmp_path, monkeypatch):

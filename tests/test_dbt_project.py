@@ -314,8 +314,8 @@ def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
         assert "ERROR=0" in plain("build")
         assert "ERROR=0" in plain("test")
         assert conn.execute(
-            "select count(*) filter (where user_email = 'erin@x.edu'), count(*) filter (where user_email = 'frank@x.edu')"
-            " from analytics.user_sessions"
+            "select count(*) filter (where user_email = 'erin@x.edu'),"
+            " count(*) filter (where user_email = 'frank@x.edu') from analytics.user_sessions"
         ).fetchone() == (1, 1)
     # The loader's own build and check, with the external run present.
     from typer.testing import CliRunner

@@ -175,7 +175,7 @@ def test_cli_exports(history, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["export", "usage"])
     assert result.exit_code == 0 and (tmp_path / "user_usage_stats.csv").exists()
     refused = CliRunner().invoke(app, ["export", "usage", "--pseudonymize", "--out", "p.csv"])
-    assert refused.exit_code == 1 and "EXPORT_HMAC_KEY" in refused.output
+    assert refused.exit_code == 2 and "EXPORT_HMAC_KEY" in refused.output
     monkeypatch.setenv("EXPORT_HMAC_KEY", HMAC_KEY)
     ok = CliRunner().invoke(app, ["export", "usage", "--pseudonymize", "--out", "p.csv"])
     assert ok.exit_code == 0 and HMAC_KEY not in ok.output

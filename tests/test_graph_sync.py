@@ -207,9 +207,9 @@ def test_missing_credentials_are_a_clear_error(migrated, monkeypatch):
     for key in ("ACCESS_TOKEN", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
         monkeypatch.delenv(key, raising=False)
     result = CliRunner().invoke(app, ["users", "sync"])
-    assert result.exit_code == 1 and "ACCESS_TOKEN" in result.output
+    assert result.exit_code == 2 and "ACCESS_TOKEN" in result.output
     device = CliRunner().invoke(app, ["users", "sync", "--device-code"])
-    assert device.exit_code == 1 and "AZURE_CLIENT_ID" in device.output
+    assert device.exit_code == 2 and "AZURE_CLIENT_ID" in device.output
 
 
 def test_one_unstorable_user_is_an_error_and_the_batch_and_later_syncs_go_on(migrated, db):

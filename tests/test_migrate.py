@@ -196,7 +196,7 @@ def test_cli_readonly_role_reads_its_settings(database, conn, monkeypatch):
     monkeypatch.setenv("READONLY_DB_USER", role)
     monkeypatch.setenv("READONLY_DB_PASSWORD", "")
     refused = CliRunner().invoke(app, ["db", "readonly-role"])
-    assert refused.exit_code == 1 and "READONLY_DB_PASSWORD" in refused.output
+    assert refused.exit_code == 2 and "READONLY_DB_PASSWORD" in refused.output
     monkeypatch.setenv("READONLY_DB_PASSWORD", "s3cret")
     assert CliRunner().invoke(app, ["db", "migrate"]).exit_code == 0
     assert CliRunner().invoke(app, ["build"]).exit_code == 0

@@ -148,3 +148,56 @@ def test_build_says_when_a_rule_changed_and_full_refresh_applies_it(built, monke
     finally:
         monkeypatch.setenv("SESSION_GAP_MINUTES", "60")
         assert CliRunner().invoke(app, ["build", "--full-refresh"]).exit_code == 0
+
+
+def project_with_rates(tmp_path, rates: str):
+    """A copy of the dbt project whose admin-edited cost_rates.csv holds `rates` (the project itself is untouched)."""
+    import shutil
+
+    from loader.config import PROJECT_ROOT
+
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", copy, ignore=shutil.ignore_patterns("target", "logs"))
+    (copy / "seeds" / "cost_rates.csv").write_text(rates)
+    return copy
+
+
+def test_overlapping_or_inverted_rates_fail_the_build_in_one_line_naming_them(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+
+    header = "valid_from,valid_to,gpu_model,gpu_hour,cpu_core_hour,memory_gib_hour,currency\n"
+    cases = {
+        "2026-01-01,2026-07-01,,1,0.1,0.01,USD\n2026-06-01,2027-01-01,,2,0.1,0.01,USD\n": (
+            "the periods 2026-01-01 to 2026-07-01 (any GPU model) and 2026-06-01 to 2027-01-01 (any GPU model) overlap"
+        ),
+        "2026-07-01,2026-01-01,,1,0.1,0.01,USD\n": "the period 2026-07-01 to 2026-01-01 (any GPU model) ends before",
+    }
+    environment = {**built.dbt_environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
+    for rates, named in cases.items():
+        project = project_with_rates(tmp_path / str(abs(hash(rates))), header + rates)
+        result = CliRunner().invoke(app, ["build"], env={**environment, "DBT_PROJECT_DIR": str(project)})
+        assert result.exit_code == 1, result.output
+        error = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+        assert len(error) == 1 and named in error[0] and "cost_rates" in error[0], result.output
+    # A rate for one GPU model beside one for any model is not an overlap.
+    project = project_with_rates(
+        tmp_path / "models",
+        header + "2026-01-01,2027-01-01,,1,0.1,0.01,USD\n2026-01-01,2027-01-01,NVIDIA H100,3,0.1,0.01,USD\n",
+    )
+    result = CliRunner().invoke(app, ["build"], env={**environment, "DBT_PROJECT_DIR": str(project)})
+    assert result.exit_code == 0, result.output
+
+
+def test_hours_are_the_same_with_and_without_rates(built, db):
+    columns = "month, department, total_hours, gpu_hours, users"
+    without = db.execute(f"select {columns} from analytics.department_usage").fetchall()
+    with_rates = replace(built, rules=(*built.rules, ("EXAMPLE_COST_RATES", "true")))
+    dbt(with_rates, *CYCLE_BUILD_ARGS)
+    try:
+        costed = db.execute(f"select {columns} from analytics.department_usage").fetchall()
+        assert sorted(costed) == sorted(without)
+        assert db.execute("select count(*) from analytics.department_usage where cost is not null").fetchone()[0] > 0
+    finally:
+        dbt(built, *CYCLE_BUILD_ARGS)

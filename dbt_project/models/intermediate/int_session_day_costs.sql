@@ -28,7 +28,10 @@ costed as (
     left join lateral (
         select rates.*
         from rates
-        where days.day >= rates.valid_from and days.day < rates.valid_to
+        where
+            days.day >= rates.valid_from
+            and days.day < rates.valid_to
+            and rates.gpu_model is null
         -- int_cost_rates refuses overlapping periods; the limit only keeps one row per day whatever happens.
         order by rates.valid_from desc
         limit 1

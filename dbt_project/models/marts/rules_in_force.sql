@@ -2,14 +2,14 @@
 
 {#- The business rules this build ran with (spec 4), one row each. `jupyterhub-metrics build` compares them
     with the rules it is about to run with and offers the full rebuild a change needs. `rules_version`
-    names the rules' own revision: a new one (a release that changes a rule) needs the same rebuild. -#}
+    names the rules' own revision (dbt_project.yml): `jupyterhub-metrics build` rebuilds once when it changed. -#}
 
 select
     rule,
     value
 from (
     values
-    ('rules_version', '3: session columns declared once, idle time in the day it happened'),
+    ('rules_version', {{ sql_string(var('rules_version')) }}),
     ('session_gap_minutes', '{{ var("session_gap_minutes") }}'),
     ('cpu_node_pattern', {{ sql_string(var('cpu_node_pattern')) }}),
     ('gpu_node_patterns', {{ sql_string(var('gpu_node_patterns')) }}),

@@ -1,0 +1,117 @@
+"""The build after each collection and the daily check: dbt with the rules in force, outcomes for the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+import yaml
+from psycopg import sql
+
+from loader.config import Settings
+from loader.db import connect
+from loader.dbt_runner import CHECK_FRESHNESS_ARGS, CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, DbtOutcome, run_dbt
+from loader.errors import ChecksFailed, LoaderError
+
+RULES_VERSION = "rules_version"
+
+
+@dataclass
+class BuildResult:
+    outcome: DbtOutcome
+    full_refresh: bool
+    # rule -> (value in the last build, value now), for rules whose value changed without a full rebuild
+    rules_changed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # the rules version the marts were built with, when this build rebuilt them for a new one
+    rebuilt_from_version: str | None = None
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "command": "build",
+            "status": "succeeded",
+            "full_refresh": self.full_refresh,
+            "rebuilt_from_rules_version": self.rebuilt_from_version,
+            "rules_changed": {rule: {"was": old, "now": new} for rule, (old, new) in self.rules_changed.items()},
+            **self.outcome.summary(),
+        }
+
+
+@dataclass
+class CheckResult:
+    tests: DbtOutcome
+    freshness: DbtOutcome
+
+    def summary(self) -> dict[str, object]:
+        passed = self.tests.success and self.freshness.success
+        return {
+            "command": "check",
+            "status": "succeeded" if passed else "failed",
+            "tests": self.tests.summary(),
+            "freshness": self.freshness.summary(),
+        }
+
+
+def rules_in_force(settings: Settings) -> dict[str, str]:
+    """The rules the last build ran with (the rules_in_force mart); empty before the first build."""
+    try:
+        with connect(settings.database) as conn:
+            rows = conn.execute(
+                sql.SQL("select rule, value from {}.rules_in_force").format(sql.Identifier(settings.analytics_schema))
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return {}
+    return dict(rows)
+
+
+def project_rules_version(settings: Settings) -> str:
+    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+    return str(project["vars"][RULES_VERSION])
+
+
+def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: bool = False) -> BuildResult:
+    """dbt build of models, seeds and snapshots. Marts built under another rules version (an upgrade) are rebuilt
+    from all history, once; a rule changed by a setting is reported, and applied to history by --full-refresh."""
+    before = rules_in_force(settings)
+    built_version = before.get(RULES_VERSION)
+    rebuild = bool(built_version) and built_version != project_rules_version(settings)
+    outcome = run_dbt(
+        settings,
+        CYCLE_BUILD_ARGS + (["--full-refresh"] if full_refresh or rebuild else []),
+        output_to_stderr=output_to_stderr,
+    )
+    if not outcome:
+        raise LoaderError(outcome.first_problem())
+    after = rules_in_force(settings)
+    changed = {
+        rule: (before[rule], value)
+        for rule, value in after.items()
+        if rule != RULES_VERSION and before.get(rule, value) != value
+    }
+    return BuildResult(
+        outcome,
+        full_refresh or rebuild,
+        {} if full_refresh or rebuild else changed,
+        built_version if rebuild else None,
+    )
+
+
+def check(settings: Settings, *, output_to_stderr: bool = False) -> CheckResult:
+    """Every data test, then source freshness. ChecksFailed (exit code 3) when a test fails or a source is stale."""
+    connect(settings.database).close()  # an unreachable database is a failure to run (1), not a failed check (3)
+    result = CheckResult(
+        run_dbt(settings, CHECK_TEST_ARGS, output_to_stderr=output_to_stderr),
+        run_dbt(settings, CHECK_FRESHNESS_ARGS, output_to_stderr=output_to_stderr),
+    )
+    failed = [
+        (name, outcome) for name, outcome in (("data tests", result.tests), ("source freshness", result.freshness))
+    ]
+    failed = [(name, outcome) for name, outcome in failed if not outcome]
+    if failed:
+        named = "; ".join(
+            f"{name}: "
+            + ", ".join(f"{node} ({status})" for node, status, _ in outcome.problems[:5])
+            + (f" and {len(outcome.problems) - 5} more" if len(outcome.problems) > 5 else "")
+            for name, outcome in failed
+        )
+        raise ChecksFailed(f"check failed: {named}; dbt's output above says why", result=result)
+    return result

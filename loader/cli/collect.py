@@ -1,0 +1,91 @@
+"""`jupyterhub-metrics collect`: one observation per running single-user pod."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from loader.cli.common import JSON_HELP, command, print_json, settings
+
+
+@command
+def collect(
+    namespace: list[str] = typer.Option([], "--namespace", "-n", help="Namespace to watch (repeat); default all."),
+    selector: str | None = typer.Option(None, help="Label selector of single-user pods [component=singleuser-server]."),
+    user_from: str | None = typer.Option(
+        None,
+        help="Comma-separated identity sources in order: annotation:KEY, env:NAME, label:KEY "
+        "[annotation:hub.jupyter.org/username,env:JUPYTERHUB_USER,label:hub.jupyter.org/username].",
+    ),
+    name_from: str | None = typer.Option(
+        None,
+        help="Comma-separated sources of the person's name for user_name, in order (same forms as --user-from); "
+        "the hub username when none has one [env:GIT_AUTHOR_NAME].",
+    ),
+    email_domain: str | None = typer.Option(None, help="Domain appended to bare usernames to make emails."),
+    cluster: str | None = typer.Option(None, help="Cluster name recorded with every row."),
+    from_file: Path | None = typer.Option(None, help="Read `kubectl get pods -o json` output instead of the API."),
+    metrics_from_file: Path | None = typer.Option(
+        None, help="Read `kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods` output instead of the metrics API."
+    ),
+    at: str | None = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Record one observation per running single-user pod."""
+    from loader.collect import MetricsSource, collection_time, pods_from_file
+    from loader.collect import collect as run_collection
+    from loader.collect import metrics_from_file as metrics_file
+    from loader.kubernetes_source import api_client, list_pod_metrics, list_running_pods
+    from loader.roles import enforce_reader_timeout
+
+    config = settings()
+    overrides: dict[str, Any] = {
+        "namespaces": tuple(namespace) or None,
+        "selector": selector,
+        "user_sources": tuple(part.strip() for part in user_from.split(",") if part.strip()) if user_from else None,
+        "name_sources": tuple(part.strip() for part in name_from.split(",") if part.strip()) if name_from else None,
+        "email_domain": email_domain,
+        "cluster": cluster,
+    }
+    collect_settings = replace(config.collect, **{key: value for key, value in overrides.items() if value is not None})
+    config = replace(config, collect=collect_settings)
+    observed_at = collection_time(at)
+    metrics: MetricsSource | None = metrics_file(metrics_from_file) if metrics_from_file else None
+    if from_file is not None:
+        source = pods_from_file(from_file, collect_settings.selector)
+    else:
+        # One client (one kubeconfig read) for the pod list and the pod metrics of this collection.
+        api = functools.cache(functools.partial(api_client, collect_settings.request_timeout_seconds))
+
+        def source():
+            return list_running_pods(
+                api(),
+                namespaces=collect_settings.namespaces,
+                selector=collect_settings.selector,
+                request_timeout=collect_settings.request_timeout_seconds,
+                attempts=collect_settings.attempts,
+            )
+
+        if metrics is None:
+
+            def read_metrics():
+                return list_pod_metrics(
+                    api(),
+                    namespaces=collect_settings.namespaces,
+                    selector=collect_settings.selector,
+                    request_timeout=collect_settings.request_timeout_seconds,
+                    attempts=2,
+                )
+
+            metrics = read_metrics
+
+    result = run_collection(config, source, observed_at=observed_at, metrics_source=metrics)
+    if as_json:
+        print_json(result.document())
+    else:
+        typer.echo(result.summary())
+    enforce_reader_timeout(config)

@@ -1,0 +1,70 @@
+"""`jupyterhub-metrics db`: the raw schema and the dashboards' read-only role."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from loader.cli.common import command, settings
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command("migrate")
+@command
+def migrate() -> None:
+    """Apply bootstrap_sql/*.sql that are not applied yet (each in one transaction)."""
+    from loader.db import connect
+    from loader.migrate import migrate as apply
+
+    config = settings()
+    with connect(config.database) as conn:
+        applied = apply(conn, config.raw_schema, config.bootstrap_sql_dir)
+    typer.echo(
+        f"applied {len(applied)} bootstrap SQL file(s) to schema {config.raw_schema}: {', '.join(applied)}"
+        if applied
+        else f"schema {config.raw_schema} is up to date"
+    )
+
+
+@app.command("readonly-role")
+@command
+def readonly_role(
+    role: str | None = typer.Option(None, help="Role to create or update [READONLY_DB_USER, grafana_reader]."),
+    restrict_other_databases: bool = typer.Option(
+        False,
+        "--restrict-other-databases",
+        help="Also revoke CONNECT from PUBLIC on the server's other databases this user owns (a server of its own).",
+    ),
+) -> None:
+    """Create or update the dashboards' read-only role (password from READONLY_DB_PASSWORD): it reads what the
+    dashboards read, in this database only, with no temporary tables and a statement timeout."""
+    from loader.db import connect
+    from loader.dbt_runner import run_dbt
+    from loader.errors import LoaderError
+    from loader.roles import ensure_readonly_role
+
+    config = settings()
+    role = role or config.readonly_role
+    with connect(config.database) as conn:
+        reachable = ensure_readonly_role(
+            conn,
+            role,
+            config.readonly_password,
+            [config.analytics_schema, config.raw_schema],
+            statement_timeout_seconds=config.readonly_statement_timeout_seconds,
+            restrict_other_databases=restrict_other_databases,
+        )
+    if not run_dbt(config, ["run-operation", "grant_dashboard_reads", "--args", json.dumps({"role": role})]):
+        raise LoaderError("granting the dashboards' relations failed; dbt's output above says why")
+    typer.echo(
+        f"role {role} reads the dashboards' relations in {config.database.name} only, "
+        f"statements limited to {config.readonly_statement_timeout_seconds} s"
+    )
+    if reachable:
+        typer.echo(
+            f"warning: {role} can still connect to {', '.join(reachable)} (PUBLIC has CONNECT there); "
+            "revoke it, or run with --restrict-other-databases on a server of this project's own",
+            err=True,
+        )

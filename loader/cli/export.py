@@ -1,0 +1,45 @@
+"""`jupyterhub-metrics export`: the marts as files others open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loader.cli.common import command, settings
+
+app = typer.Typer(help="Exports of the marts.", no_args_is_help=True)
+
+
+@app.command("usage")
+@command
+def usage(
+    out: Path = typer.Option(Path("user_usage_stats.csv"), "--out", help="CSV file to write."),
+    pseudonymize: bool = typer.Option(
+        False,
+        "--pseudonymize",
+        help="Keyed HMAC for emails and names (EXPORT_HMAC_KEY, 32+ random bytes), rare departments and job titles "
+        "generalised, last_seen as a date.",
+    ),
+    min_users: int = typer.Option(
+        5, "--min-users", min=1, help="With --pseudonymize: generalise values held by fewer users than this."
+    ),
+) -> None:
+    """Write user_usage_stats as CSV (UTF-8, header, the columns of spec 4)."""
+    from loader.export import export_usage
+
+    rows = export_usage(settings(), out, pseudonymize=pseudonymize, min_users=min_users)
+    typer.echo(f"wrote {rows} users to {out}" + (" (pseudonymised)" if pseudonymize else ""))
+
+
+@app.command("departments")
+@command
+def departments(
+    out: Path = typer.Option(Path("department_usage.csv"), "--out", help="CSV file to write."),
+    min_users: int = typer.Option(5, "--min-users", min=1, help="Suppress department-months with fewer users."),
+) -> None:
+    """Write department_usage as CSV, leaving out departments with fewer than --min-users users in a month."""
+    from loader.export import export_departments
+
+    written, suppressed = export_departments(settings(), out, min_users=min_users)
+    typer.echo(f"wrote {written} department-months to {out}; suppressed {suppressed} with fewer than {min_users} users")
