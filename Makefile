@@ -28,7 +28,7 @@ test: venv
 
 # SQL and Python guard rails, the same as the pre-commit hooks (.pre-commit-config.yaml).
 lint: venv
-	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros bootstrap_sql
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

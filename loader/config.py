@@ -1,4 +1,10 @@
-"""The one configuration object, read from the environment (and a `.env` file if present)."""
+"""The one configuration object, read from the environment (and a `.env` file if present).
+
+Every setting is declared once, in SETTINGS: its variable, default, meaning, and the field of Settings it fills
+with which parser. load_settings reads them all from that table, the dataclasses take their defaults from it,
+.env.example is rendered from it, and the chart's values, the dbt project's fallbacks and the README are tested
+against it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ import difflib
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -25,6 +34,24 @@ DEFAULT_USER_SOURCES = (
 # The person's name for user_name (spec 3.1); when no source has one, the hub username.
 DEFAULT_NAME_SOURCES = ("env:GIT_AUTHOR_NAME",)
 
+Parser = Callable[[str, str], Any]
+
+
+def _text(variable: str, value: str) -> str:
+    return value
+
+
+def _optional(variable: str, value: str) -> str | None:
+    return value or None
+
+
+def _url(variable: str, value: str) -> str:
+    return value.rstrip("/")
+
+
+def _optional_url(variable: str, value: str) -> str | None:
+    return value.rstrip("/") or None
+
 
 def _schema_name(variable: str, value: str) -> str:
     if not IDENTIFIER.match(value):
@@ -41,18 +68,280 @@ def _int(variable: str, value: str) -> int:
         raise ConfigurationError(f"{variable}={value!r} is not a whole number") from None
 
 
-def _list(value: str | None) -> tuple[str, ...]:
+def _seconds(variable: str, value: str) -> float:
+    return float(_int(variable, value))
+
+
+def _number(variable: str, value: str) -> str:
+    """A decimal number, kept as text (dbt receives it as it was given)."""
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ConfigurationError(f"{variable}={value!r} is not a number") from None
+    if not number.is_finite() or number < 0:
+        raise ConfigurationError(f"{variable}={value!r} is not a finite, non-negative number")
+    return value
+
+
+def _list(variable: str, value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _boolean(variable: str, value: str) -> str:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigurationError(f"{variable}={value!r} is not true or false")
+    return value
+
+
+def _path(variable: str, value: str) -> Path:
+    return Path(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text), what it means, its group in .env.example, and the
+    Settings field it fills (`database.host`; a rule when the group is Rules) with its parser."""
+
+    name: str
+    default: str
+    help: str
+    group: str
+    target: str | None = None
+    parse: Parser = _text
+    secret: bool = False
+
+
+# Every setting, once. .env.example is rendered from these (`python -m loader.config`, a test keeps them equal) and
+# the README's table names each of them (a test checks).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DB_HOST", "127.0.0.1", "Database host: a name, an address, or a socket folder.", "Database", "database.host"
+    ),
+    Setting("DB_PORT", "5432", "Database port.", "Database", "database.port", _int),
+    Setting("DB_NAME", "jupyterhub_metrics", "Database name.", "Database", "database.name"),
+    Setting(
+        "DB_USER", "postgres", "Database user (owner of the raw and analytics schemas).", "Database", "database.user"
+    ),
+    Setting("DB_PASSWORD", "", "Database password; never logged.", "Database", "database.password", secret=True),
+    Setting(
+        "DB_SSLMODE", "prefer", "libpq sslmode: disable, prefer, require, verify-full.", "Database", "database.sslmode"
+    ),
+    Setting(
+        "RAW_SCHEMA",
+        "raw",
+        "Schema of the raw tables (`public` adopts a predecessor database in place).",
+        "Database",
+        "raw_schema",
+        _schema_name,
+    ),
+    Setting(
+        "DBT_SCHEMA",
+        "analytics",
+        "Schema dbt builds its models into; never the raw schema.",
+        "Database",
+        "analytics_schema",
+        _schema_name,
+    ),
+    Setting("DBT_THREADS", "4", "dbt threads.", "Database"),
+    Setting(
+        "DBT_LOCK_WAIT_SECONDS",
+        "240",
+        "How long a build or check waits for another one to finish.",
+        "Database",
+        "build_lock_wait_seconds",
+        _seconds,
+    ),
+    Setting(
+        "SESSION_GAP_MINUTES", "60", "A gap longer than this between observations ends a session.", "Rules", parse=_int
+    ),
+    Setting("CPU_NODE_PATTERN", "cpu", "Where a pod's GPU request is unknown: a node named with this is CPU.", "Rules"),
+    Setting(
+        "GPU_NODE_PATTERNS", "", "Comma-separated: where set, only nodes named with one of these are GPU.", "Rules"
+    ),
+    Setting(
+        "IDLE_CPU_CORES",
+        "0.05",
+        "A notebook using less CPU than this (cores) at two observations idles between.",
+        "Rules",
+        parse=_number,
+    ),
+    Setting(
+        "EXAMPLE_COST_RATES",
+        "false",
+        "The demo's example cost rates instead of seeds/cost_rates.csv.",
+        "Rules",
+        parse=_boolean,
+    ),
+    Setting(
+        "COLLECT_NAMESPACES",
+        "",
+        "Comma-separated namespaces to watch; empty watches all.",
+        "Collection",
+        "collect.namespaces",
+        _list,
+    ),
+    Setting(
+        "COLLECT_SELECTOR",
+        "component=singleuser-server",
+        "Label selector of single-user pods.",
+        "Collection",
+        "collect.selector",
+    ),
+    Setting(
+        "COLLECT_USER_FROM",
+        ",".join(DEFAULT_USER_SOURCES),
+        "Identity sources in order: annotation:KEY, env:NAME, label:KEY.",
+        "Collection",
+        "collect.user_sources",
+        _list,
+    ),
+    Setting(
+        "COLLECT_NAME_FROM",
+        ",".join(DEFAULT_NAME_SOURCES),
+        "Sources of the person's name stored as user_name (same forms); else the hub username.",
+        "Collection",
+        "collect.name_sources",
+        _list,
+    ),
+    Setting(
+        "COLLECT_EMAIL_DOMAIN",
+        "",
+        "Appended to bare usernames to make emails (e.g. example.edu).",
+        "Collection",
+        "collect.email_domain",
+        _optional,
+    ),
+    Setting(
+        "CLUSTER_NAME",
+        "",
+        "Recorded with every row; name each cluster when several report into one database.",
+        "Collection",
+        "collect.cluster",
+        _optional,
+    ),
+    Setting(
+        "KUBE_REQUEST_TIMEOUT",
+        "30",
+        "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
+        "Collection",
+        "collect.request_timeout_seconds",
+        _seconds,
+    ),
+    Setting(
+        "ACCESS_TOKEN",
+        "",
+        "A ready Microsoft Graph token (else the app registration below).",
+        "Microsoft Graph",
+        "graph.access_token",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "AZURE_TENANT_ID",
+        "",
+        "App registration's tenant (client credentials, for the CronJob).",
+        "Microsoft Graph",
+        "graph.tenant_id",
+        _optional,
+    ),
+    Setting(
+        "AZURE_CLIENT_ID",
+        "",
+        "App registration's client id (also for --device-code).",
+        "Microsoft Graph",
+        "graph.client_id",
+        _optional,
+    ),
+    Setting(
+        "AZURE_CLIENT_SECRET",
+        "",
+        "App registration's client secret.",
+        "Microsoft Graph",
+        "graph.client_secret",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "GRAPH_BASE_URL",
+        "https://graph.microsoft.com",
+        "Microsoft Graph endpoint (national clouds differ).",
+        "Microsoft Graph",
+        "graph.base_url",
+        _url,
+    ),
+    Setting(
+        "AZURE_AUTHORITY_HOST",
+        "https://login.microsoftonline.com",
+        "Microsoft sign-in endpoint.",
+        "Microsoft Graph",
+        "graph.authority_host",
+        _url,
+    ),
+    Setting(
+        "EXPORT_HMAC_KEY",
+        "",
+        "Key for `export usage --pseudonymize`: secret and stable (same key, same pseudonyms).",
+        "Export",
+        "export_hmac_key",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "READONLY_DB_USER",
+        "grafana_reader",
+        "The dashboards' read-only role (`db readonly-role`).",
+        "Read-only role",
+        "readonly_role",
+    ),
+    Setting("READONLY_DB_PASSWORD", "", "Its password.", "Read-only role", "readonly_password", secret=True),
+    Setting(
+        "READONLY_STATEMENT_TIMEOUT",
+        "60",
+        "Seconds a dashboard query may run (enforced at every collection).",
+        "Read-only role",
+        "readonly_statement_timeout_seconds",
+        _int,
+    ),
+    Setting(
+        "BOOTSTRAP_SQL_DIR",
+        str(PROJECT_ROOT / "bootstrap_sql"),
+        "Where bootstrap_sql/ is, when not beside the loader (the image sets it).",
+        "Paths",
+        "bootstrap_sql_dir",
+        _path,
+    ),
+    Setting(
+        "DBT_PROJECT_DIR",
+        str(PROJECT_ROOT / "dbt_project"),
+        "Where dbt_project/ is, when not beside the loader.",
+        "Paths",
+        "dbt_project_dir",
+        _path,
+    ),
+)
+DECLARED = {setting.name: setting for setting in SETTINGS}
+RULE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.group == "Rules")
+CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_")
+# Read by the tools this project runs, not by the loader: never reported as unknown.
+OTHER_TOOLS = {"DBT_PROFILES_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_USE_COLORS", "DB_ADMIN_DATABASE"}
+# Defaults that depend on where the project is: rendered in .env.example as empty (meaning "beside the loader").
+LOCATION_DEPENDENT = {"BOOTSTRAP_SQL_DIR", "DBT_PROJECT_DIR"}
+
+
+def declared_default(target: str) -> Any:
+    """The parsed default of the setting that fills `target`."""
+    setting = next(setting for setting in SETTINGS if setting.target == target)
+    return setting.parse(setting.name, setting.default)
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    host: str = "127.0.0.1"
-    port: int = 5432
-    name: str = "jupyterhub_metrics"
-    user: str = "postgres"
-    password: str = field(default="", repr=False)
-    sslmode: str = "prefer"
+    host: str = declared_default("database.host")
+    port: int = declared_default("database.port")
+    name: str = declared_default("database.name")
+    user: str = declared_default("database.user")
+    password: str = field(default=declared_default("database.password"), repr=False)
+    sslmode: str = declared_default("database.sslmode")
 
     def connect_kwargs(self) -> dict[str, object]:
         kwargs: dict[str, object] = {
@@ -86,43 +375,43 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class CollectSettings:
-    namespaces: tuple[str, ...] = ()
-    selector: str = "component=singleuser-server"
-    user_sources: tuple[str, ...] = DEFAULT_USER_SOURCES
-    name_sources: tuple[str, ...] = DEFAULT_NAME_SOURCES
-    email_domain: str | None = None
-    cluster: str | None = None
-    request_timeout_seconds: float = 30.0
+    namespaces: tuple[str, ...] = declared_default("collect.namespaces")
+    selector: str = declared_default("collect.selector")
+    user_sources: tuple[str, ...] = declared_default("collect.user_sources")
+    name_sources: tuple[str, ...] = declared_default("collect.name_sources")
+    email_domain: str | None = declared_default("collect.email_domain")
+    cluster: str | None = declared_default("collect.cluster")
+    request_timeout_seconds: float = declared_default("collect.request_timeout_seconds")
     attempts: int = 4
 
 
 @dataclass(frozen=True)
 class GraphSettings:
-    base_url: str = "https://graph.microsoft.com"
-    authority_host: str = "https://login.microsoftonline.com"
-    access_token: str | None = field(default=None, repr=False)
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
+    base_url: str = declared_default("graph.base_url")
+    authority_host: str = declared_default("graph.authority_host")
+    access_token: str | None = field(default=declared_default("graph.access_token"), repr=False)
+    tenant_id: str | None = declared_default("graph.tenant_id")
+    client_id: str | None = declared_default("graph.client_id")
+    client_secret: str | None = field(default=declared_default("graph.client_secret"), repr=False)
     max_retry_wait_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = DatabaseSettings()
-    raw_schema: str = "raw"
-    analytics_schema: str = "analytics"
+    raw_schema: str = declared_default("raw_schema")
+    analytics_schema: str = declared_default("analytics_schema")
     collect: CollectSettings = CollectSettings()
     graph: GraphSettings = GraphSettings()
-    export_hmac_key: str | None = field(default=None, repr=False)
-    readonly_role: str = "grafana_reader"
-    readonly_password: str = field(default="", repr=False)
-    build_lock_wait_seconds: float = 240.0
-    # The business rules, as the environment gives them to dbt (see RULE_SETTINGS).
+    export_hmac_key: str | None = field(default=declared_default("export_hmac_key"), repr=False)
+    readonly_role: str = declared_default("readonly_role")
+    readonly_password: str = field(default=declared_default("readonly_password"), repr=False)
+    build_lock_wait_seconds: float = declared_default("build_lock_wait_seconds")
+    # The business rules, as the environment gives them to dbt (the settings of group Rules).
     rules: tuple[tuple[str, str], ...] = ()
-    readonly_statement_timeout_seconds: int = 60
-    bootstrap_sql_dir: Path = PROJECT_ROOT / "bootstrap_sql"
-    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    readonly_statement_timeout_seconds: int = declared_default("readonly_statement_timeout_seconds")
+    bootstrap_sql_dir: Path = declared_default("bootstrap_sql_dir")
+    dbt_project_dir: Path = declared_default("dbt_project_dir")
 
     @property
     def database_configured(self) -> bool:
@@ -139,119 +428,6 @@ class Settings:
             "READONLY_DB_USER": self.readonly_role,
             **dict(self.rules),
         }
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable: its name, default (as text), what it means, and its group in .env.example."""
-
-    name: str
-    default: str
-    help: str
-    group: str
-    secret: bool = False
-
-
-# Every setting, once. load_settings reads these; .env.example is rendered from them (`python -m loader.config`,
-# a test keeps them equal) and the README's table names each of them (a test checks).
-SETTINGS: tuple[Setting, ...] = (
-    Setting("DB_HOST", "127.0.0.1", "Database host: a name, an address, or a socket folder.", "Database"),
-    Setting("DB_PORT", "5432", "Database port.", "Database"),
-    Setting("DB_NAME", "jupyterhub_metrics", "Database name.", "Database"),
-    Setting("DB_USER", "postgres", "Database user (owner of the raw and analytics schemas).", "Database"),
-    Setting("DB_PASSWORD", "", "Database password; never logged.", "Database", secret=True),
-    Setting("DB_SSLMODE", "prefer", "libpq sslmode: disable, prefer, require, verify-full.", "Database"),
-    Setting(
-        "RAW_SCHEMA", "raw", "Schema of the raw tables (`public` adopts a predecessor database in place).", "Database"
-    ),
-    Setting("DBT_SCHEMA", "analytics", "Schema dbt builds its models into; never the raw schema.", "Database"),
-    Setting("DBT_THREADS", "4", "dbt threads.", "Database"),
-    Setting("DBT_LOCK_WAIT_SECONDS", "240", "How long a build or check waits for another one to finish.", "Database"),
-    Setting("SESSION_GAP_MINUTES", "60", "A gap longer than this between observations ends a session.", "Rules"),
-    Setting("CPU_NODE_PATTERN", "cpu", "Where a pod's GPU request is unknown: a node named with this is CPU.", "Rules"),
-    Setting(
-        "GPU_NODE_PATTERNS", "", "Comma-separated: where set, only nodes named with one of these are GPU.", "Rules"
-    ),
-    Setting(
-        "IDLE_CPU_CORES",
-        "0.05",
-        "A notebook using less CPU than this (cores) at two observations idles between.",
-        "Rules",
-    ),
-    Setting("EXAMPLE_COST_RATES", "false", "The demo's example cost rates instead of seeds/cost_rates.csv.", "Rules"),
-    Setting("COLLECT_NAMESPACES", "", "Comma-separated namespaces to watch; empty watches all.", "Collection"),
-    Setting("COLLECT_SELECTOR", "component=singleuser-server", "Label selector of single-user pods.", "Collection"),
-    Setting(
-        "COLLECT_USER_FROM",
-        ",".join(DEFAULT_USER_SOURCES),
-        "Identity sources in order: annotation:KEY, env:NAME, label:KEY.",
-        "Collection",
-    ),
-    Setting(
-        "COLLECT_NAME_FROM",
-        ",".join(DEFAULT_NAME_SOURCES),
-        "Sources of the person's name stored as user_name (same forms); else the hub username.",
-        "Collection",
-    ),
-    Setting("COLLECT_EMAIL_DOMAIN", "", "Appended to bare usernames to make emails (e.g. example.edu).", "Collection"),
-    Setting(
-        "CLUSTER_NAME",
-        "",
-        "Recorded with every row; name each cluster when several report into one database.",
-        "Collection",
-    ),
-    Setting(
-        "KUBE_REQUEST_TIMEOUT",
-        "30",
-        "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
-        "Collection",
-    ),
-    Setting(
-        "ACCESS_TOKEN",
-        "",
-        "A ready Microsoft Graph token (else the app registration below).",
-        "Microsoft Graph",
-        secret=True,
-    ),
-    Setting(
-        "AZURE_TENANT_ID", "", "App registration's tenant (client credentials, for the CronJob).", "Microsoft Graph"
-    ),
-    Setting("AZURE_CLIENT_ID", "", "App registration's client id (also for --device-code).", "Microsoft Graph"),
-    Setting("AZURE_CLIENT_SECRET", "", "App registration's client secret.", "Microsoft Graph", secret=True),
-    Setting(
-        "GRAPH_BASE_URL",
-        GraphSettings.base_url,
-        "Microsoft Graph endpoint (national clouds differ).",
-        "Microsoft Graph",
-    ),
-    Setting("AZURE_AUTHORITY_HOST", GraphSettings.authority_host, "Microsoft sign-in endpoint.", "Microsoft Graph"),
-    Setting(
-        "EXPORT_HMAC_KEY",
-        "",
-        "Key for `export usage --pseudonymize`: secret and stable (same key, same pseudonyms).",
-        "Export",
-        secret=True,
-    ),
-    Setting(
-        "READONLY_DB_USER", "grafana_reader", "The dashboards' read-only role (`db readonly-role`).", "Read-only role"
-    ),
-    Setting("READONLY_DB_PASSWORD", "", "Its password.", "Read-only role", secret=True),
-    Setting(
-        "READONLY_STATEMENT_TIMEOUT",
-        "60",
-        "Seconds a dashboard query may run (enforced at every collection).",
-        "Read-only role",
-    ),
-    Setting(
-        "BOOTSTRAP_SQL_DIR", "", "Where bootstrap_sql/ is, when not beside the loader (the image sets it).", "Paths"
-    ),
-    Setting("DBT_PROJECT_DIR", "", "Where dbt_project/ is, when not beside the loader.", "Paths"),
-)
-DECLARED = {setting.name: setting for setting in SETTINGS}
-RULE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.group == "Rules")
-CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_")
-# Read by the tools this project runs, not by the loader: never reported as unknown.
-OTHER_TOOLS = {"DBT_PROFILES_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_USE_COLORS", "DB_ADMIN_DATABASE"}
 
 
 def unknown_variable_warnings(names: set[str]) -> list[str]:
@@ -279,7 +455,8 @@ def render_env_example() -> str:
         if setting.group != group:
             group = setting.group
             lines += ["", f"# --- {group} ---"]
-        lines += [f"# {setting.help}", f"{setting.name}={'' if setting.secret else setting.default}"]
+        shown = "" if setting.secret or setting.name in LOCATION_DEPENDENT else setting.default
+        lines += [f"# {setting.help}", f"{setting.name}={shown}"]
     return "\n".join(lines) + "\n"
 
 
@@ -291,67 +468,33 @@ def _dotenv() -> dict[str, str]:
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Settings from the process environment; a `.env` file in the working directory fills gaps."""
+    """Settings from the process environment; a `.env` file in the working directory fills gaps. Each declared
+    setting is parsed into the field it names; an empty variable means its default."""
     env = {**_dotenv(), **(os.environ if environ is None else environ)}
     for warning in unknown_variable_warnings(set(env)):
         log.warning(warning)
-
-    def get(name: str, default: str | None = None) -> str:
-        """The variable's value, else `default`, else its declared default ('' when it has none)."""
-        value = env.get(name)
-        if value:
-            return value
-        return default if default is not None else DECLARED[name].default
-
-    def optional(name: str) -> str | None:
-        return get(name) or None
-
-    database = DatabaseSettings(
-        host=get("DB_HOST"),
-        port=_int("DB_PORT", get("DB_PORT")),
-        name=get("DB_NAME"),
-        user=get("DB_USER"),
-        password=get("DB_PASSWORD", ""),
-        sslmode=get("DB_SSLMODE"),
+    values: dict[str, dict[str, Any]] = {"": {}, "database": {}, "collect": {}, "graph": {}}
+    rules = []
+    for setting in SETTINGS:
+        text = env.get(setting.name) or setting.default
+        value = setting.parse(setting.name, text)
+        if setting.group == "Rules":
+            rules.append((setting.name, text))
+        if setting.target:
+            section, _, name = setting.target.rpartition(".")
+            values[section][name] = value
+    settings = Settings(
+        database=DatabaseSettings(**values["database"]),
+        collect=CollectSettings(**values["collect"]),
+        graph=GraphSettings(**values["graph"]),
+        rules=tuple(rules),
+        **values[""],
     )
-    raw_schema = _schema_name("RAW_SCHEMA", get("RAW_SCHEMA"))
-    analytics_schema = _schema_name("DBT_SCHEMA", get("DBT_SCHEMA"))
-    if raw_schema == analytics_schema:
+    if settings.raw_schema == settings.analytics_schema:
         raise ConfigurationError(
-            f"DBT_SCHEMA and RAW_SCHEMA are both {raw_schema!r}: dbt models must build into their own schema"
+            f"DBT_SCHEMA and RAW_SCHEMA are both {settings.raw_schema!r}: dbt models must build into their own schema"
         )
-    collect = CollectSettings(
-        namespaces=_list(get("COLLECT_NAMESPACES")),
-        selector=get("COLLECT_SELECTOR"),
-        user_sources=_list(get("COLLECT_USER_FROM")),
-        name_sources=_list(get("COLLECT_NAME_FROM")),
-        email_domain=optional("COLLECT_EMAIL_DOMAIN"),
-        cluster=optional("CLUSTER_NAME"),
-        request_timeout_seconds=float(_int("KUBE_REQUEST_TIMEOUT", get("KUBE_REQUEST_TIMEOUT"))),
-    )
-    graph = GraphSettings(
-        base_url=get("GRAPH_BASE_URL").rstrip("/"),
-        authority_host=get("AZURE_AUTHORITY_HOST").rstrip("/"),
-        access_token=optional("ACCESS_TOKEN"),
-        tenant_id=optional("AZURE_TENANT_ID"),
-        client_id=optional("AZURE_CLIENT_ID"),
-        client_secret=optional("AZURE_CLIENT_SECRET"),
-    )
-    return Settings(
-        database=database,
-        raw_schema=raw_schema,
-        analytics_schema=analytics_schema,
-        collect=collect,
-        graph=graph,
-        export_hmac_key=optional("EXPORT_HMAC_KEY"),
-        readonly_role=get("READONLY_DB_USER"),
-        readonly_password=get("READONLY_DB_PASSWORD", ""),
-        build_lock_wait_seconds=float(_int("DBT_LOCK_WAIT_SECONDS", get("DBT_LOCK_WAIT_SECONDS"))),
-        readonly_statement_timeout_seconds=_int("READONLY_STATEMENT_TIMEOUT", get("READONLY_STATEMENT_TIMEOUT")),
-        rules=tuple((name, get(name)) for name in RULE_SETTINGS),
-        bootstrap_sql_dir=Path(get("BOOTSTRAP_SQL_DIR", str(PROJECT_ROOT / "bootstrap_sql"))),
-        dbt_project_dir=Path(get("DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
-    )
+    return settings
 
 
 if __name__ == "__main__":

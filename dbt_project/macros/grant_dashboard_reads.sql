@@ -11,14 +11,16 @@
             {%- for exposure in graph.exposures.values() if exposure.type == 'dashboard' -%}
                 {%- for unique_id in exposure.depends_on.nodes -%}
                     {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
-                    {%- set relation = adapter.get_relation(node.database, node.schema, node.alias or node.identifier or node.name) -%}
+                    {%- set name = node.alias or node.identifier or node.name -%}
+                    {%- set relation = adapter.get_relation(node.database, node.schema, name) -%}
                     {%- if relation is not none and relation not in relations -%}
                         {%- do relations.append(relation) -%}
                     {%- endif -%}
                 {%- endfor -%}
             {%- endfor -%}
             {%- for relation in relations -%}
-                {%- do run_query("grant usage on schema " ~ adapter.quote(relation.schema) ~ " to " ~ adapter.quote(role)) -%}
+                {%- set schema = adapter.quote(relation.schema) -%}
+                {%- do run_query("grant usage on schema " ~ schema ~ " to " ~ adapter.quote(role)) -%}
                 {%- do run_query("grant select on " ~ relation ~ " to " ~ adapter.quote(role)) -%}
             {%- endfor -%}
             {%- do run_query("commit") -%}

@@ -10,7 +10,9 @@
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
     {%- set replace = config.get("meta", {}).get("replace") -%}
     {%- if not replace or not replace.get("key") or not replace.get("from") -%}
-        {{ exceptions.raise_compiler_error("replace_from needs the model's meta.replace: {key: [columns], from: column}") }}
+        {{ exceptions.raise_compiler_error(
+            "replace_from needs the model's meta.replace: {key: [columns], from: column}"
+        ) }}
     {%- endif -%}
     delete from {{ target }} as existing
     using (

@@ -73,7 +73,8 @@
 {#- Seconds of a stretch (or of its part within a day) that count under the rule: its length, 0, or null. Numeric
     and exact, so sums are the same however they are grouped. -#}
 {% macro stretch_seconds(rule_name, before, after, length) -%}
-    case ({{ stretch_holds(rule_name, before, after) }}) when true then extract(epoch from {{ length }}) when false then 0 end
+    {%- set holds = stretch_holds(rule_name, before, after) -%}
+    case ({{ holds }}) when true then extract(epoch from {{ length }}) when false then 0 end
 {%- endmacro %}
 
 {#- The entries stored in the table: every kind but derived, plus the value of each stretch rule's input at the
@@ -112,7 +113,8 @@
     {%- elif column.kind == 'mode' -%} min({{ column.of }})
     {%- elif column.kind == 'stretch' -%}
         {%- set input = stretch_rules()[column.rule].input -%}
-        {%- set seconds = stretch_seconds(column.rule, 'previous_' ~ input, input, 'observed_at - previous_observed_at') -%}
+        {%- set length = 'observed_at - previous_observed_at' -%}
+        {%- set seconds = stretch_seconds(column.rule, 'previous_' ~ input, input, length) -%}
         {#- The first observation of a session opens no stretch (its predecessor, if any, is another session's). -#}
         {%- if form == 'recompute' -%}
             sum(case when session_start_marker = 0 then {{ seconds }} end)
@@ -156,7 +158,12 @@
 
 {#- Sum of values that may be null: null only when all are (an exact running total kept in a stored row). -#}
 {% macro sum_of_known() -%}
-    case when {% for value in varargs %}{{ value }} is null{% if not loop.last %} and {% endif %}{% endfor %} then null else {% for value in varargs %}coalesce({{ value }}, 0){% if not loop.last %} + {% endif %}{% endfor %} end
+    {%- set unknown, known = [], [] -%}
+    {%- for value in varargs -%}
+        {%- do unknown.append(value ~ ' is null') -%}
+        {%- do known.append('coalesce(' ~ value ~ ', 0)') -%}
+    {%- endfor -%}
+    case when {{ unknown | join(' and ') }} then null else {{ known | join(' + ') }} end
 {%- endmacro %}
 
 {#- The session rule (docs block session_rule): an observation starts a session when it has no predecessor, comes

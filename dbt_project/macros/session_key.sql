@@ -19,7 +19,8 @@
     `is not distinct from` where it may be. -#}
 {% macro session_key_matches(left, right, key=none) -%}
     {%- for column in (key or session_key()) %}
-        {{ left }}.{{ column }} {{ 'is not distinct from' if column in session_key_nullable_columns() else '=' }} {{ right }}.{{ column }}
+        {%- set equals = 'is not distinct from' if column in session_key_nullable_columns() else '=' %}
+        {{ left }}.{{ column }} {{ equals }} {{ right }}.{{ column }}
         {%- if not loop.last %} and{% endif %}
     {%- endfor %}
 {%- endmacro %}
