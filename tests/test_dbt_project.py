@@ -358,3 +358,24 @@ def test_a_cluster_that_stopped_reporting_fails_check_and_warns_in_plain_dbt(dat
     select = ["--select", "assert_every_cluster_collected_recently"]
     assert run_dbt(settings, ["test", *select])  # a warning
     assert not run_dbt(settings, [*CHECK_TEST_ARGS, *select])  # `check`: an error
+
+
+def test_every_model_has_a_uniqueness_test_and_every_session_mart_a_relationship(built):
+    """Where rows could multiply (a join, a rate, a merge), a test would notice."""
+    assert run_dbt(built, ["parse"])
+    manifest = json.loads((built.dbt_project_dir / "target" / "manifest.json").read_text())
+    unique_tested, related = set(), set()
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "test":
+            continue
+        name = node.get("test_metadata", {}).get("name")
+        models = [dependency for dependency in node["depends_on"]["nodes"] if dependency.startswith("model.")]
+        if name in ("unique", "unique_combination"):
+            unique_tested.update(models)
+        if name == "relationships":
+            related.add(models[-1] if models[-1] != "model.jupyterhub_metrics.user_sessions" else models[0])
+    models = {key for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    staging_views = {key for key in models if ".stg_" in key and "container_observations" in key}
+    assert models - unique_tested - staging_views == set()
+    for mart in ("session_days", "session_costs", "department_sessions"):
+        assert f"model.jupyterhub_metrics.{mart}" in related, mart
