@@ -160,11 +160,17 @@ def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
         "measured_observation_count": measured,
         "cpu_usage_cores_sum": cpu_sum,
         "avg_cpu_usage_cores": average,
-        "cpu_requested_core_hours": times(cpu_request, Decimal(repr(runtime)) if cpu_request is not None else None),
-        "cpu_used_core_hours": times(average, Decimal(repr(runtime)) if average is not None else None),
+        "cpu_requested_core_hours": times(cpu_request, Decimal(repr(runtime))),
+        "cpu_used_core_hours": times(average, Decimal(repr(runtime))),
+        # Counted in CPU efficiency only where both are known (and something was requested).
+        "efficiency_cpu_used_core_hours": times(average, Decimal(repr(runtime))) if measured and cpu_request else None,
+        "efficiency_cpu_requested_core_hours": times(cpu_request, Decimal(repr(runtime)))
+        if measured and cpu_request
+        else None,
         "max_memory_usage_bytes": known_max(row.memory_usage_bytes for row in session),
         "idle_seconds": idle_seconds,
         "idle_hours": float((idle_seconds or 0) / 3600) if measured else None,
+        "idle_gpu_hours": float((idle_seconds or 0) / 3600) if measured and kind == "gpu" else None,
         "last_collector_run_id": known_max(row.run_id for row in session),
         "last_cpu_usage_cores": last.cpu_usage_cores,
     }

@@ -91,18 +91,15 @@ def reader(module_database):
 
 
 def generator():
-    import importlib.util
+    from grafana import build_dashboards
 
-    spec = importlib.util.spec_from_file_location("build_dashboards", PROJECT_ROOT / "grafana" / "build_dashboards.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return build_dashboards
 
 
 def test_exposures_are_generated_from_what_each_dashboard_reads():
     module = generator()
     boards = module.all_dashboards()
-    assert module.EXPOSURES.read_text() == module.exposures_yaml(boards), "run `python grafana/build_dashboards.py`"
+    assert module.EXPOSURES.read_text() == module.exposures_yaml(boards), "run `python -m grafana.build_dashboards`"
     models, sources = module.dbt_references()
     for name, board in boards.items():
         queries = [item["targets"][0]["rawSql"] for item in board["panels"]]
@@ -116,7 +113,7 @@ def test_exposures_are_generated_from_what_each_dashboard_reads():
 def test_dashboard_files_are_the_generator_output():
     module = generator()
     on_disk = {path.name: path.read_text() for path in DASHBOARD_DIR.glob("*.json")}
-    assert on_disk == module.rendered(), "run `python grafana/build_dashboards.py` and commit the result"
+    assert on_disk == module.rendered(), "run `python -m grafana.build_dashboards` and commit the result"
     assert set(on_disk) == {
         "overview.json",
         "users.json",

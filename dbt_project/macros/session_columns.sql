@@ -22,6 +22,7 @@
 {% macro session_columns() %}
     {%- set runtime_hours = hours_between('session_start', 'session_end') -%}
     {%- set node_type = gpu_or_cpu('gpu_count', 'node_name') -%}
+    {%- set average_cpu = mean_of('cpu_usage_cores_sum', 'measured_observation_count') -%}
     {{ return([
         {'name': 'user_name', 'kind': 'last_known', 'of': 'user_name'},
         {'name': 'server_name', 'kind': 'last', 'of': 'server_name'},
@@ -39,12 +40,15 @@
         {'name': 'observation_count', 'kind': 'count', 'of': '*'},
         {'name': 'measured_observation_count', 'kind': 'count', 'of': 'cpu_usage_cores'},
         {'name': 'cpu_usage_cores_sum', 'kind': 'sum', 'of': 'cpu_usage_cores'},
-        {'name': 'avg_cpu_usage_cores', 'kind': 'derived', 'sql': mean_of('cpu_usage_cores_sum', 'measured_observation_count')},
-        {'name': 'cpu_requested_core_hours', 'kind': 'derived', 'sql': 'cpu_request_cores * (' ~ runtime_hours ~ ')::numeric'},
-        {'name': 'cpu_used_core_hours', 'kind': 'derived', 'sql': mean_of('cpu_usage_cores_sum', 'measured_observation_count') ~ ' * (' ~ runtime_hours ~ ')::numeric'},
+        {'name': 'avg_cpu_usage_cores', 'kind': 'derived', 'sql': average_cpu},
+        {'name': 'cpu_requested_core_hours', 'kind': 'derived', 'sql': times_hours('cpu_request_cores', runtime_hours)},
+        {'name': 'cpu_used_core_hours', 'kind': 'derived', 'sql': times_hours(average_cpu, runtime_hours)},
+        {'name': 'efficiency_cpu_used_core_hours', 'kind': 'derived', 'sql': when_cpu_efficiency_known(times_hours(average_cpu, runtime_hours))},
+        {'name': 'efficiency_cpu_requested_core_hours', 'kind': 'derived', 'sql': when_cpu_efficiency_known(times_hours('cpu_request_cores', runtime_hours))},
         {'name': 'max_memory_usage_bytes', 'kind': 'max', 'of': 'memory_usage_bytes'},
         {'name': 'idle_seconds', 'kind': 'stretch', 'rule': 'cpu_idle'},
         {'name': 'idle_hours', 'kind': 'derived', 'sql': measured_hours('idle_seconds', 'measured_observation_count')},
+        {'name': 'idle_gpu_hours', 'kind': 'derived', 'sql': when_gpu(node_type, measured_hours('idle_seconds', 'measured_observation_count'))},
         {'name': 'last_collector_run_id', 'kind': 'max', 'of': 'collector_run_id'},
     ]) }}
 {% endmacro %}
@@ -201,6 +205,11 @@
     (extract(epoch from {{ end }} - {{ start }}) / 3600.0)::double precision
 {%- endmacro %}
 
+{#- A value of GPU sessions only (null for CPU sessions). -#}
+{% macro when_gpu(node_type, value) -%}
+    case when {{ node_type }} = 'gpu' then {{ value }} end
+{%- endmacro %}
+
 {#- The GPU/CPU split (node_rule): the hours when the node type is `kind`, else 0. -#}
 {% macro hours_of_node_type(kind, node_type, hours) -%}
     case when {{ node_type }} = '{{ kind }}' then {{ hours }} else 0 end
@@ -215,9 +224,19 @@
     case when {{ measured_count }} > 0 then coalesce({{ seconds }}, 0) / 3600.0 end
 {%- endmacro %}
 
-{#- CPU efficiency (docs block idle_rule): CPU used over CPU requested, in core-hours, over sessions (or days)
-    where both are known. Used by every mart that reports it. -#}
+{#- CPU efficiency (docs block efficiency_rule): CPU used over CPU requested, in core-hours, counted only where both
+    are known. Sessions and days carry the two sums as efficiency_cpu_used_core_hours and
+    efficiency_cpu_requested_core_hours (null where either is unknown), so every report, a dashboard's too, divides
+    their sums and applies no filter of its own. -#}
 {% macro cpu_efficiency(used_core_hours, requested_core_hours) -%}
-    sum({{ used_core_hours }}) filter (where {{ requested_core_hours }} > 0)
-    / nullif(sum({{ requested_core_hours }}) filter (where {{ used_core_hours }} is not null), 0)
+    sum({{ used_core_hours }}) / nullif(sum({{ requested_core_hours }}), 0)
+{%- endmacro %}
+
+{% macro when_cpu_efficiency_known(value) -%}
+    case when measured_observation_count > 0 and cpu_request_cores > 0 then {{ value }} end
+{%- endmacro %}
+
+{#- A quantity (cores, GPUs) held for the session's hours, as numeric. -#}
+{% macro times_hours(quantity, hours) -%}
+    {{ quantity }} * ({{ hours }})::numeric
 {%- endmacro %}

@@ -31,8 +31,8 @@ attributed_days as (
         days.cpu_hours,
         days.gpu_device_hours,
         days.idle_gpu_hours,
-        days.cpu_requested_core_hours,
-        days.cpu_used_core_hours,
+        days.efficiency_cpu_used_core_hours,
+        days.efficiency_cpu_requested_core_hours,
         costs.cost,
         costs.currency
     from days
@@ -54,7 +54,7 @@ per_department_month as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_gpu_hours) as idle_gpu_hours,
-        {{ cpu_efficiency('cpu_used_core_hours', 'cpu_requested_core_hours') }} as cpu_efficiency,
+        {{ cpu_efficiency('efficiency_cpu_used_core_hours', 'efficiency_cpu_requested_core_hours') }} as cpu_efficiency,
         sum(cost) as cost,
         min(currency) as currency,
         coalesce(sum(hours) filter (where cost is null), 0) as uncosted_hours

@@ -30,6 +30,7 @@ days as (
         sessions.avg_cpu_usage_cores,
         sessions.memory_request_bytes,
         sessions.measured_observation_count,
+        sessions.efficiency_cpu_used_core_hours is not null as efficiency_known,
         parts.observation_count,
         parts.idle_seconds
     from parts
@@ -52,6 +53,8 @@ select
     end as idle_gpu_hours,
     cpu_request_cores * hours::numeric as cpu_requested_core_hours,
     avg_cpu_usage_cores * hours::numeric as cpu_used_core_hours,
+    case when efficiency_known then avg_cpu_usage_cores * hours::numeric end as efficiency_cpu_used_core_hours,
+    case when efficiency_known then cpu_request_cores * hours::numeric end as efficiency_cpu_requested_core_hours,
     memory_request_bytes / 1073741824.0 * hours::numeric as memory_gib_hours,
     observation_count
 from days

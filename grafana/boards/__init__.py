@@ -1,0 +1,1 @@
+"""One module per dashboard, each with a `board()` that returns its JSON model."""

@@ -1,0 +1,34 @@
+"""Images and versions in use."""
+
+from grafana.panels import HOURLY_IN_RANGE, SESSIONS_IN_RANGE, dashboard, panel, table
+
+
+def board() -> dict:
+    return dashboard(
+        "jhm-applications",
+        "JupyterHub: applications",
+        "Images and versions in use.",
+        [
+            panel(
+                "Users per image (hourly)",
+                "select bucket as time, container_base as metric,"
+                f" count(distinct user_email) as users {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Distinct users per image in each hour.",
+            ),
+            panel(
+                "Pods per image version (hourly)",
+                "select bucket as time, container_base || ':' || container_version as metric,"
+                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Distinct pods per image and version in each hour.",
+            ),
+            table(
+                "Images and versions",
+                "select container_base as image, container_version as version,"
+                " count(distinct user_email) as users, count(*) as sessions,"
+                f" round(sum(runtime_hours)::numeric, 2) as hours {SESSIONS_IN_RANGE}"
+                " group by 1, 2 order by hours desc",
+                "Users, sessions and hours per image and version in the time range.",
+                width=24,
+            ),
+        ],
+    )

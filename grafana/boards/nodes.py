@@ -1,0 +1,44 @@
+"""GPU against CPU use per node (the marts' node rule)."""
+
+from grafana.panels import DAYS_IN_RANGE, HOURLY_IN_RANGE, HOURS, dashboard, in_scope, panel, table
+
+
+def board() -> dict:
+    return dashboard(
+        "jhm-nodes",
+        "JupyterHub: nodes",
+        "GPU against CPU use per node (the marts' node rule).",
+        [
+            panel(
+                "Pods on GPU and CPU nodes (hourly)",
+                "select h.bucket as time, n.node_type as metric,"
+                " count(distinct (h.cluster, h.namespace, h.pod_name)) as pods from hourly_pod_usage as h"
+                " join nodes as n on n.node_name = h.node_name and n.cluster is not distinct from h.cluster"
+                f" where $__timeFilter(h.bucket) and {in_scope('h')} group by 1, 2 order by 1",
+                "Distinct pods on GPU and on CPU nodes (the nodes mart) in each hour.",
+            ),
+            panel(
+                "GPU device hours per day",
+                "select $__timeGroupAlias(day::timestamptz, '1d'),"
+                f" sum(gpu_device_hours) as gpu_device_hours {DAYS_IN_RANGE} group by 1 order by 1",
+                "GPUs requested times hours, in each UTC day (sessions split at midnight).",
+                kind="barchart",
+                unit=HOURS,
+            ),
+            table(
+                "Hours per node",
+                "select n.node_key as node, n.node_type,"
+                " count(distinct s.user_email) as users, round(sum(s.runtime_hours)::numeric, 2) as hours"
+                " from user_sessions as s"
+                " join nodes as n on n.node_name = s.node_name and n.cluster is not distinct from s.cluster"
+                f" where $__timeFilter(s.session_start) and {in_scope('s')} group by 1, 2 order by hours desc",
+                "Users and session hours per node in the time range.",
+            ),
+            panel(
+                "Pods per node (hourly)",
+                "select bucket as time, node_name as metric,"
+                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Distinct pods per node in each hour.",
+            ),
+        ],
+    )
