@@ -292,6 +292,8 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
             )
         scenarios[scenario] = {key: statistics.median(values) for key, values in figures.items()} | {"samples": figures}
     plan = raw_read_plan(conn, settings)
+    panels = panel_timings(conn, at, repetitions)
+    log.info("%s: slowest panels %s", label, sorted(panels.items(), key=lambda item: -item[1]["400 days"])[:3])
     # The data tests read whole tables: they run on their own schedule (`jupyterhub-metrics check`), timed once.
     check = timed(lambda: dbt_or_fail(settings, CHECK_TEST_ARGS))
     sessions = conn.execute("select count(*) from analytics.user_sessions").fetchone()[0]
@@ -304,7 +306,30 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
         "predecessor_refresh": statistics.median(refreshes),
         "scenarios": scenarios,
         "raw_read_plan": plan,
+        "panels": panels,
     }, at
+
+
+# Grafana's $__interval for a window of this many days (about 1,000 points, rounded as Grafana rounds).
+PANEL_WINDOWS = {"7 days": (7, "10m"), "400 days": (400, "12h")}
+
+
+def panel_timings(conn: psycopg.Connection, at: datetime, repetitions: int) -> dict[str, dict[str, float]]:
+    """Every dashboard panel's SQL, as Grafana sends it (variables set to "All", the first user), over the last 7
+    and 400 days: the median seconds of `repetitions` runs each."""
+    from grafana.build_dashboards import all_dashboards
+    from grafana.macros import expand, variable_values
+
+    timings: dict[str, dict[str, float]] = {}
+    for name, board in all_dashboards().items():
+        for window, (days, interval) in PANEL_WINDOWS.items():
+            start = at - timedelta(days=days)
+            values = variable_values(conn, board, start=start, end=at)
+            for item in board["panels"]:
+                query = expand(item["targets"][0]["rawSql"], start=start, end=at, interval=interval, variables=values)
+                runs = [timed(lambda q=query: conn.execute(q).fetchall()) for _ in range(repetitions)]
+                timings.setdefault(f"{name}: {item['title']}", {})[window] = statistics.median(runs)
+    return timings
 
 
 def graph_requests_for(users: int) -> dict:
@@ -409,6 +434,8 @@ def main() -> None:
             "cycle_growth_at_most_1_5x": cycle_growth <= 1.5,
             "collect_db_under_0_5s": max(s["collect_db"] for size in results for s in size["scenarios"].values()) < 0.5,
             "users_sync_1000_at_most_55_requests": graph["requests"] <= 55,
+            "every_panel_7_days_at_most_1s": max(t["7 days"] for t in large["panels"].values()) <= 1.0,
+            "every_panel_400_days_at_most_3s": max(t["400 days"] for t in large["panels"].values()) <= 3.0,
         },
         "users_sync": graph,
     }
@@ -444,6 +471,16 @@ def table(report: dict) -> str:
         "- targets met: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in report["targets"].items()),
         "- user_sessions reads new raw observations by: " + "; ".join(report["sizes"][-1]["raw_read_plan"][:2]),
     ]
+    for size in report["sizes"]:
+        panels = size["panels"]
+        slowest = sorted(panels.items(), key=lambda item: -item[1]["400 days"])[:3]
+        lines.append(
+            f"- dashboard panels at {size['observations']:,} observations: slowest over 7 days "
+            f"{max(t['7 days'] for t in panels.values()):.2f} s, over 400 days "
+            f"{max(t['400 days'] for t in panels.values()):.2f} s ("
+            + "; ".join(f"{name} {t['400 days']:.2f} s" for name, t in slowest)
+            + f"; {len(panels)} panels)"
+        )
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from grafana.macros import expand
 from loader.config import PROJECT_ROOT
 from loader.dbt_runner import CYCLE_BUILD_ARGS
 from loader.demo import load_synthetic_hub
@@ -25,7 +26,6 @@ from loader.roles import cancel_overrunning_reader_queries, ensure_readonly_role
 from loader.synthetic import directory_entries, synthetic_users
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt
-from tests.grafana_macros import expand
 
 pytestmark = pytest.mark.dbt
 

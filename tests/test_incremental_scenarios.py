@@ -38,6 +38,9 @@ def scenarios(module_database):
         first = [at(0), at(0, 5), at(2), at(2, 30)]
         for user in ("extend", "late", "uid", "nouid"):
             load_batch(conn, settings, stored(user, first))
+        # split: 08:00 and 08:05 from pod u1, then 08:10 and 08:15 without a uid (another writer): one session.
+        load_batch(conn, settings, stored("split", [at(0), at(0, 5)]))
+        load_batch(conn, settings, stored("split", [at(0, 10), at(0, 15)], uid=None))
         dbt(settings, "run", "--select", *MODELS)
         # extend: 11:15 continues the 10:00 session (45 minutes after it, same image and uid).
         load_batch(conn, settings, stored("extend", [at(3, 15)]))
@@ -48,6 +51,8 @@ def scenarios(module_database):
         # nouid: 10:35 from another writer, without uid or name.
         row = observation("nouid@x.edu", "p", "cpu-1", at(2, 35), pod_uid=None, user_name=None)
         copy_without_run_id(conn, settings, [row])
+        # split: 08:07 arrives late from pod u2: the session splits into 08:00-08:05 (u1) and 08:07-08:15 (u2).
+        load_batch(conn, settings, stored("split", [at(0, 7)], uid="u2"))
         dbt(settings, "run", "--select", *MODELS)
         yield conn
 
@@ -88,3 +93,12 @@ def test_another_pod_uid_right_after_the_open_session_starts_a_new_one(scenarios
 
 def test_extending_rows_without_uid_or_name_keep_the_sessions(scenarios):
     assert sessions(scenarios, "nouid")[-1] == (at(2), at(2, 35), 3, "u1", "nouid name", 35 / 60)
+
+
+def test_a_late_observation_of_another_pod_splits_a_stored_session_and_its_days(scenarios):
+    """The earlier part keeps its start (and id) but none of the new observations: its days must change too."""
+    assert sessions(scenarios, "split") == [
+        (at(0), at(0, 5), 2, "u1", "split name", 5 / 60),
+        (at(0, 7), at(0, 15), 3, "u2", "split name", 8 / 60),
+    ]
+    assert days(scenarios, "split") == [(at(0), T.date(), 5 / 60, 2), (at(0, 7), T.date(), 8 / 60, 3)]

@@ -102,6 +102,7 @@ def table(conn, name: str, schema: str = "analytics") -> list[dict]:
 MART_KEYS = {
     "user_sessions": ["session_id"],
     "int_session_day_parts": ["session_id", "day"],
+    "session_days": ["session_id", "day"],
     "user_session_stats": ["user_email"],
     "nodes": ["node_key"],
     "hourly_pod_usage": [

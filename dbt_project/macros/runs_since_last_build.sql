@@ -27,3 +27,21 @@
             and runs.kind <> 'users_sync'
     )
 {%- endmacro %}
+
+{#- The observations of the collector runs newer than this table's newest: what an incremental run reads. An empty
+    table (after `dbt run --empty`, say) reads every observation instead, as a full build does; never both. Models
+    calling this declare `-- depends_on: {{ ref('int_observations') }}`. -#}
+{% macro observations_of_new_runs(columns='*') -%}
+    select {{ columns }}
+    from {{ ref('int_observations') }}
+    where
+        {{ runs_since_last_build('collector_run_id') }}
+        and observed_at >= {{ earliest_observation_of_new_runs() }}
+        and exists (select from {{ this }})
+
+    union all
+
+    select {{ columns }}
+    from {{ ref('int_observations') }}
+    where not exists (select from {{ this }})
+{%- endmacro %}

@@ -20,22 +20,17 @@ costed as (
         days.session_id,
         days.day,
         days.hours,
-        rate.currency,
-        days.gpu_device_hours * rate.gpu_hour
-        + days.cpu_requested_core_hours * rate.cpu_core_hour
-        + days.memory_gib_hours * rate.memory_gib_hour as cost
+        rates.currency,
+        days.gpu_device_hours * rates.gpu_hour
+        + days.cpu_requested_core_hours * rates.cpu_core_hour
+        + days.memory_gib_hours * rates.memory_gib_hour as cost
     from days
-    left join lateral (
-        select rates.*
-        from rates
-        where
+    -- int_cost_rates refuses overlapping periods: at most one rate per day, so no day row can multiply.
+    left join rates
+        on
             days.day >= rates.valid_from
             and days.day < rates.valid_to
             and rates.gpu_model is null
-        -- int_cost_rates refuses overlapping periods; the limit only keeps one row per day whatever happens.
-        order by rates.valid_from desc
-        limit 1
-    ) as rate on true
 )
 
 select * from costed

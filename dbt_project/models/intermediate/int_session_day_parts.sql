@@ -1,4 +1,5 @@
 -- depends_on: {{ source('raw', 'collector_runs') }}
+-- depends_on: {{ ref('int_observations') }}
 {{
     config(
         materialized='incremental',
@@ -36,17 +37,7 @@ with
 {% if is_incremental() %}
 
 new_observations as (
-    select *
-    from {{ ref('int_observations') }}
-    where
-        {{ runs_since_last_build('collector_run_id') }}
-        and observed_at >= {{ earliest_observation_of_new_runs() }}
-
-    union all
-
-    select *
-    from {{ ref('int_observations') }}
-    where not exists (select from {{ this }})
+    {{ observations_of_new_runs() }}
 ),
 
 touched_keys as (
@@ -143,18 +134,27 @@ anchors as (
     select {{ key }}, anchor_at, anchor_session_start, replace_from from late_anchors
 ),
 
-stream as (
-    -- The anchor observation opens the first stretch; its own point lies in a part that is kept.
+-- Each key's anchor observation: it opens the first stretch; its own point lies in a part that is kept. An index
+-- look-up per key, whatever the history.
+anchor_observations as (
     select
         anchor_observation.*,
         true as is_anchor,
         anchors.anchor_session_start,
         anchors.replace_from
     from anchors
-    inner join {{ ref('int_observations') }} as anchor_observation
-        on
-            {{ session_key_matches('anchor_observation', 'anchors') }}
-            and anchor_observation.observed_at = anchors.anchor_at
+    cross join lateral (
+        select anchor_at_observation.*
+        from {{ ref('int_observations') }} as anchor_at_observation
+        where
+            {{ session_key_matches('anchor_at_observation', 'anchors') }}
+            and anchor_at_observation.observed_at = anchors.anchor_at
+        offset 0  -- noqa: AM09
+    ) as anchor_observation
+),
+
+stream as (
+    select * from anchor_observations
 
     union all
 
@@ -306,10 +306,14 @@ new_parts as (
 stored_tail_parts as (
     select tail_parts.*
     from appending_keys
-    inner join {{ this }} as tail_parts
-        on
-            {{ session_key_matches('tail_parts', 'appending_keys') }}
-            and tail_parts.day = (appending_keys.replace_from at time zone 'UTC')::date
+    cross join lateral (
+        select stored_parts.*
+        from {{ this }} as stored_parts
+        where
+            {{ session_key_matches('stored_parts', 'appending_keys') }}
+            and stored_parts.day = (appending_keys.replace_from at time zone 'UTC')::date
+        offset 0  -- noqa: AM09
+    ) as tail_parts
 ),
 
 parts as (

@@ -1,4 +1,5 @@
 -- depends_on: {{ source('raw', 'collector_runs') }}
+-- depends_on: {{ ref('int_observations') }}
 {{
     config(
         materialized='incremental',
@@ -22,24 +23,7 @@ with
 {% if is_incremental() %}
 
 new_observations as (
-    select
-        user_email,
-        pod_name,
-        {{ utc_hour('observed_at') }} as bucket
-    from {{ ref('stg_raw__container_observations') }}
-    where
-        {{ runs_since_last_build('collector_run_id') }}
-        and observed_at >= {{ earliest_observation_of_new_runs() }}
-
-    union all
-
-    -- An empty table (after `dbt run --empty`, say) is filled from every observation, as a full build is.
-    select
-        user_email,
-        pod_name,
-        {{ utc_hour('observed_at') }} as bucket
-    from {{ ref('stg_raw__container_observations') }}
-    where not exists (select from {{ this }})
+    {{ observations_of_new_runs('user_email, pod_name, ' ~ utc_hour('observed_at') ~ ' as bucket') }}
 ),
 
 touched_hours as (
@@ -56,7 +40,7 @@ observations as (
     from touched_hours
     cross join lateral (
         select stg_observations.*
-        from {{ ref('stg_raw__container_observations') }} as stg_observations
+        from {{ ref('int_observations') }} as stg_observations
         where
             stg_observations.user_email = touched_hours.user_email
             and stg_observations.pod_name = touched_hours.pod_name
@@ -69,7 +53,7 @@ observations as (
 {% else %}
 
 observations as (
-    select * from {{ ref('stg_raw__container_observations') }}
+    select * from {{ ref('int_observations') }}
 ),
 
 {% endif %}

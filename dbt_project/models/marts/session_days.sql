@@ -1,19 +1,94 @@
-{{ config(materialized='view') }}
+-- depends_on: {{ source('raw', 'collector_runs') }}
+-- depends_on: {{ ref('int_observations') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        meta={'replace': {'key': session_key(), 'from': 'session_start'}},
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['day']},
+            {'columns': ['session_id']},
+            {'columns': session_key_indexed_columns() + ['session_start']},
+            {'columns': ['last_collector_run_id']},
+        ],
+    )
+}}
 
 {#- Each session's hours by the UTC calendar day they happened in (docs block calendar_split): daily and monthly
     rollups count an hour in its own day, and a session's days add up to its runtime. Idle and active time count
     stretch by stretch in the day they happened (int_session_day_parts); requests and the node type are the
-    session's. -#}
+    session's. Incremental like user_sessions: for every session key with a changed session, that key's sessions
+    from the earliest changed one are joined to their day parts again and replace what was stored from there. -#}
 
 with
+
+{% if is_incremental() %}
+
+-- The keys new observations fall in, and the earliest of them.
+touched_keys as (
+    select
+        {{ session_key() | join(', ') }},
+        min(observed_at) as earliest_new_observation
+    from ({{ observations_of_new_runs() }}) as new_observations
+    group by {{ session_key() | join(', ') }}
+),
+
+-- As in user_sessions: a session ending more than the gap before the earliest new observation cannot have
+-- changed; the earliest one that can (merged, extended, or split by a new pod uid) is where replacing starts.
+changed_keys as (
+    select
+        {%- for column in session_key() %}
+        touched_keys.{{ column }},
+        {%- endfor %}
+        least(
+            touched_keys.earliest_new_observation,
+            (
+                select min(key_sessions.session_start)
+                from {{ ref('user_sessions') }} as key_sessions
+                where
+                    {{ session_key_matches('key_sessions', 'touched_keys') }}
+                    and key_sessions.session_end >= touched_keys.earliest_new_observation - {{ session_gap() }}
+            )
+        ) as replace_from
+    from touched_keys
+),
+
+sessions as (
+    select key_sessions.*
+    from changed_keys
+    cross join lateral (
+        select user_sessions.*
+        from {{ ref('user_sessions') }} as user_sessions
+        where
+            {{ session_key_matches('user_sessions', 'changed_keys') }}
+            and user_sessions.session_start >= changed_keys.replace_from
+        offset 0  -- noqa: AM09
+    ) as key_sessions
+),
+
+parts as (
+    select session_parts.*
+    from sessions
+    cross join lateral (
+        select day_parts.*
+        from {{ ref('int_session_day_parts') }} as day_parts
+        where day_parts.session_id = sessions.session_id
+        offset 0  -- noqa: AM09
+    ) as session_parts
+),
+
+{% else %}
+
+sessions as (
+    select * from {{ ref('user_sessions') }}
+),
 
 parts as (
     select * from {{ ref('int_session_day_parts') }}
 ),
 
-sessions as (
-    select * from {{ ref('user_sessions') }}
-),
+{% endif %}
 
 days as (
     select
@@ -32,9 +107,10 @@ days as (
         sessions.measured_observation_count,
         sessions.efficiency_cpu_used_core_hours is not null as efficiency_known,
         parts.observation_count,
-        parts.idle_seconds
+        parts.idle_seconds,
+        sessions.last_collector_run_id
     from parts
-    left join sessions on parts.session_id = sessions.session_id
+    inner join sessions on parts.session_id = sessions.session_id
 )
 
 select
@@ -48,13 +124,14 @@ select
     {{ hours_of_node_type('cpu', 'node_type', 'hours') }} as cpu_hours,
     gpu_count * hours as gpu_device_hours,
     {{ measured_hours('idle_seconds', 'measured_observation_count') }} as idle_hours,
-    case
-        when node_type = 'gpu' then {{ measured_hours('idle_seconds', 'measured_observation_count') }}
-    end as idle_gpu_hours,
-    cpu_request_cores * hours::numeric as cpu_requested_core_hours,
-    avg_cpu_usage_cores * hours::numeric as cpu_used_core_hours,
-    case when efficiency_known then avg_cpu_usage_cores * hours::numeric end as efficiency_cpu_used_core_hours,
-    case when efficiency_known then cpu_request_cores * hours::numeric end as efficiency_cpu_requested_core_hours,
-    memory_request_bytes / 1073741824.0 * hours::numeric as memory_gib_hours,
-    observation_count
+    {{ when_gpu('node_type', measured_hours('idle_seconds', 'measured_observation_count')) }} as idle_gpu_hours,
+    {{ times_hours('cpu_request_cores', 'hours') }} as cpu_requested_core_hours,
+    {{ times_hours('avg_cpu_usage_cores', 'hours') }} as cpu_used_core_hours,
+    case when efficiency_known then {{ times_hours('avg_cpu_usage_cores', 'hours') }} end
+        as efficiency_cpu_used_core_hours,
+    case when efficiency_known then {{ times_hours('cpu_request_cores', 'hours') }} end
+        as efficiency_cpu_requested_core_hours,
+    {{ times_hours('memory_request_bytes / 1073741824.0', 'hours') }} as memory_gib_hours,
+    observation_count,
+    last_collector_run_id
 from days

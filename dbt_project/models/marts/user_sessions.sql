@@ -1,4 +1,5 @@
 -- depends_on: {{ source('raw', 'collector_runs') }}
+-- depends_on: {{ ref('int_observations') }}
 {{
     config(
         materialized='incremental',
@@ -29,18 +30,7 @@ with
 {% if is_incremental() %}
 
 new_observations as (
-    select *
-    from {{ ref('int_observations') }}
-    where
-        {{ runs_since_last_build('collector_run_id') }}
-        and observed_at >= {{ earliest_observation_of_new_runs() }}
-
-    union all
-
-    -- An empty table (after `dbt run --empty`, say) is filled from every observation, as a full build is.
-    select *
-    from {{ ref('int_observations') }}
-    where not exists (select from {{ this }})
+    {{ observations_of_new_runs() }}
 ),
 
 new_steps as (

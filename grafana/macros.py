@@ -1,4 +1,5 @@
-"""Grafana's PostgreSQL macros and variable formats, applied as Grafana applies them, for panel tests."""
+"""Grafana's PostgreSQL macros and variable formats, applied as Grafana applies them: the panel tests and the bench
+run each panel's SQL as Grafana would send it."""
 
 from __future__ import annotations
 
@@ -53,3 +54,16 @@ def expand(
     if "$" in re.sub(r"\$\d", "", sql):
         raise ValueError(f"unexpanded macro or variable left in: {sql}")
     return sql
+
+
+def variable_values(conn, board: dict, *, start: datetime, end: datetime, known: dict | None = None) -> dict:
+    """What each variable of a dashboard offers, chosen as a user would: every value of a multi-value variable
+    ("All"), the first of a single one; constants as they are. `conn` is a psycopg connection."""
+    values: dict[str, str | list[str]] = dict(known or {})
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "constant":
+            values.setdefault(variable["name"], variable["query"])
+        elif variable["type"] == "query" and variable["name"] not in values:
+            rows = [row[0] for row in conn.execute(expand(variable["query"], start=start, end=end, variables=values))]
+            values[variable["name"]] = rows if variable.get("multi") else (rows[0] if rows else "")
+    return values
