@@ -332,6 +332,45 @@ def panel_timings(conn: psycopg.Connection, at: datetime, repetitions: int) -> d
     return timings
 
 
+def gpu_use_per_collection(pods: int, repetitions: int) -> dict:
+    """What asking a real Prometheus for GPU use adds to a collection of `pods` GPU pods (each with one GPU, series
+    every 30 s as dcgm-exporter publishes them): three queries, their parsing and matching. Skipped without Debian's
+    prometheus."""
+    from loader.config import PrometheusSettings
+    from loader.gpu import ENGINE_ACTIVE, FB_USED, GPU_UTIL
+    from loader.prometheus_source import prometheus_gpu_use
+    from stand_ins import prometheus
+
+    if not prometheus.available():
+        return {"skipped": prometheus.INSTALL_HINT}
+    at = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    stamps = [(at - timedelta(seconds=30 * step)).timestamp() for step in range(20)]
+    series = []
+    for n in range(pods):
+        labels = {
+            "gpu": "0",
+            "UUID": f"GPU-bench-{n}",
+            "device": "nvidia0",
+            "modelName": "NVIDIA A100-SXM4-80GB",
+            "Hostname": f"gpu-node-{n // 8}",
+            "container": "notebook",
+            "namespace": "jhub",
+            "pod": f"jupyter-gpu{n}",
+        }
+        for metric, value in ((ENGINE_ACTIVE, "0.5"), (GPU_UTIL, "50"), (FB_USED, "20000")):
+            series.append((metric, labels, [(stamp, value) for stamp in stamps]))
+    wanted = {("jhub", f"jupyter-gpu{n}") for n in range(pods)}
+    with prometheus.RealPrometheus(prometheus.openmetrics(series)) as server:
+        read = prometheus_gpu_use(PrometheusSettings(url=server.url), ("jhub",))
+        read(at, wanted)  # warm
+        runs = []
+        for _ in range(repetitions):
+            began = time.perf_counter()
+            found = read(at, wanted)
+            runs.append(time.perf_counter() - began)
+    return {"pods": pods, "queries": 3, "matched": len(found or {}), "seconds": statistics.median(runs)}
+
+
 def graph_requests_for(users: int) -> dict:
     """Requests a users sync makes for `users` users: 5% need the mail look-up, 2% are unknown."""
     emails = [f"user{n}@bench.example.edu" for n in range(users)]
@@ -412,6 +451,7 @@ def main() -> None:
             figures, at = measure(settings, conn, label=label, pods=args.pods, repetitions=args.repetitions, at=at)
             results.append(figures)
     graph = graph_requests_for(1000)
+    gpu = gpu_use_per_collection(args.pods, args.repetitions)
 
     small, large = results
     eight_hours, one_hour, three_days = (
@@ -438,6 +478,7 @@ def main() -> None:
             "every_panel_400_days_at_most_3s": max(t["400 days"] for t in large["panels"].values()) <= 3.0,
         },
         "users_sync": graph,
+        "gpu_use_per_collection": gpu,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -458,7 +499,7 @@ def table(report: dict) -> str:
                 f"{size['predecessor_refresh']:.2f} s | {figures['cycle_build']:.2f} s | "
                 f"{figures['user_sessions_sql']:.3f} s | {size['full_rebuild']:.1f} s | {size['check_tests']:.1f} s |"
             )
-    ratios, graph = report["ratios"], report["users_sync"]
+    ratios, graph, gpu = report["ratios"], report["users_sync"], report["gpu_use_per_collection"]
     lines += [
         "",
         f"- user_sessions with 8-hour open sessions / predecessor refresh, largest size: "
@@ -468,6 +509,12 @@ def table(report: dict) -> str:
         f"- cycle at the largest size / at the smallest (8-hour sessions): "
         f"{ratios['cycle_largest_vs_smallest_8h']:.2f}x (target at most 1.5x)",
         f"- users sync of {graph['users']} users: {graph['requests']} Graph requests (target at most 55)",
+        (
+            f"- GPU use from a real Prometheus at {gpu['pods']} GPU pods: {gpu['queries']} queries, "
+            f"{gpu['seconds']:.3f} s added per collection ({gpu['matched']} pods matched)"
+            if "seconds" in gpu
+            else f"- GPU use from Prometheus not measured: {gpu['skipped']}"
+        ),
         "- targets met: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in report["targets"].items()),
         "- user_sessions reads new raw observations by: " + "; ".join(report["sizes"][-1]["raw_read_plan"][:2]),
     ]

@@ -16,6 +16,7 @@ import psycopg
 from loader.config import CollectSettings, Settings
 from loader.db import connect
 from loader.errors import ConfigurationError, LoaderError, one_line_failure
+from loader.gpu import GpuUse, node_models, with_gpu_use
 from loader.pods import (
     EARLIEST_TIME,
     FUTURE_TOLERANCE,
@@ -29,12 +30,14 @@ from loader.pods import (
     pod_use_from_metrics,
     with_measured_use,
 )
+from loader.prometheus_source import GpuUseSource
 from loader.raw_store import RunKind, RunRecord, record_collection, record_failed_run
 
 log = logging.getLogger(__name__)
 
 PodSource = Callable[[], list[dict[str, Any]]]
 MetricsSource = Callable[[], "PodUse | None"]
+NodeModelsSource = Callable[[], "dict[str, str] | None"]
 METRICS_PATH = "/apis/metrics.k8s.io/v1beta1/pods"
 
 
@@ -46,12 +49,16 @@ class CollectionResult:
     rows_recorded: int
     rows_already_recorded: int
     skip_reasons: dict[str, int]
+    gpu_pods: int = 0
+    gpu_pods_measured: int = 0
 
     def summary(self) -> str:
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skip_reasons.items())) or "none"
+        gpus = f", GPU use of {self.gpu_pods_measured} of {self.gpu_pods} GPU pods" if self.gpu_pods else ""
         return (
             f"run {self.run_id} at {self.observed_at.isoformat()}: {self.pods_listed} pods listed, "
             f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
+            f"{gpus}"
         )
 
     def document(self) -> dict[str, object]:
@@ -64,6 +71,8 @@ class CollectionResult:
             "rows_recorded": self.rows_recorded,
             "rows_already_recorded": self.rows_already_recorded,
             "skipped": dict(sorted(self.skip_reasons.items())),
+            "gpu_pods": self.gpu_pods,
+            "gpu_pods_measured": self.gpu_pods_measured,
         }
 
 
@@ -153,29 +162,34 @@ def build_rows(
     return rows, skipped
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where a collection's figures come from besides the pods: each optional (None: not read)."""
+
+    metrics: MetricsSource | None = None
+    gpu_use: GpuUseSource | None = None
+    node_models: NodeModelsSource | None = None
+
+
 def collect(
-    settings: Settings,
-    pod_source: PodSource,
-    *,
-    observed_at: datetime | None = None,
-    metrics_source: MetricsSource | None = None,
+    settings: Settings, pod_source: PodSource, *, observed_at: datetime | None = None, sources: Sources = Sources()
 ) -> CollectionResult:
     """Runs one collection. On failure writes a failed run record (when the database is reachable) and raises."""
     with connect(settings.database) as conn:
-        return collect_into(conn, settings, pod_source, observed_at=observed_at, metrics_source=metrics_source)
+        return collect_into(conn, settings, pod_source, observed_at=observed_at, sources=sources)
 
 
-def measured_use(metrics_source: MetricsSource | None) -> PodUse | None:
-    """The pods' measured use, or None: a cluster without the metrics API (or a failing one) costs the run
-    its use figures and one log line, never the run."""
-    if metrics_source is None:
+def optional(what: str, source: Callable[[], Any] | None) -> Any:
+    """What an optional source says, or None: a cluster without the metrics API, a Prometheus that is down, nodes
+    that may not be read cost the run those figures and one log line, never the run."""
+    if source is None:
         return None
     try:
-        return metrics_source()
+        return source()
     except LoaderError as error:
-        log.warning("no measured use in this run: %s", error)
+        log.warning("no %s in this run: %s", what, error)
     except Exception as error:
-        log.warning("no measured use in this run: %s", one_line_failure("reading pod metrics", error))
+        log.warning("no %s in this run: %s", what, one_line_failure(f"reading {what}", error))
     return None
 
 
@@ -199,13 +213,43 @@ def metrics_from_file(path: Path) -> MetricsSource:
     return read
 
 
+def with_gpus(rows: list[Observation], observed_at: datetime, sources: Sources) -> tuple[list[Observation], int, int]:
+    """The rows with their GPUs' figures; how many rows have GPUs, and how many of them Prometheus measured."""
+    gpu_pods = {(row.namespace or "", row.pod_name) for row in rows if row.gpu_count}
+    if not gpu_pods:
+        return rows, 0, 0
+    gpu_source = sources.gpu_use
+    use = optional("GPU use", (lambda: gpu_source(observed_at, gpu_pods)) if gpu_source else None)
+    unnamed = any(
+        row.gpu_count and not (use or {}).get((row.namespace or "", row.pod_name), GpuUse()).model for row in rows
+    )
+    models = optional("GPU models from nodes", sources.node_models) if unnamed else None
+    measured = sum(figure.utilization is not None for figure in (use or {}).values())
+    return with_gpu_use(rows, use, models), len(gpu_pods), measured
+
+
+def node_models_from_file(path: Path) -> NodeModelsSource:
+    """`kubectl get nodes -o json` output, for replays: node name -> nvidia.com/gpu.product."""
+
+    def read() -> dict[str, str]:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise LoaderError(f"cannot read node list {path}: {error.strerror}") from None
+        except (ValueError, RecursionError):
+            raise LoaderError(f"node list {path} is not JSON; pass `kubectl get nodes -o json` output") from None
+        return node_models(document)
+
+    return read
+
+
 def collect_into(
     conn: psycopg.Connection,
     settings: Settings,
     pod_source: PodSource,
     *,
     observed_at: datetime | None = None,
-    metrics_source: MetricsSource | None = None,
+    sources: Sources = Sources(),
 ) -> CollectionResult:
     started_at = datetime.now(UTC)
     observed_at = observed_at or started_at
@@ -215,7 +259,8 @@ def collect_into(
     try:
         pods = pod_source()
         run.pods_listed = len(pods)
-        rows, skipped = build_rows(pods, settings.collect, observed_at, measured_use(metrics_source))
+        rows, skipped = build_rows(pods, settings.collect, observed_at, optional("measured use", sources.metrics))
+        rows, gpu_pods, gpu_pods_measured = with_gpus(rows, observed_at, sources)
         run.skip_reasons = dict(skipped)
         run_id = record_collection(conn, settings.raw_schema, run, rows)
     except Exception as error:  # every run that starts leaves a run record, whatever ended it
@@ -238,6 +283,8 @@ def collect_into(
         rows_recorded=run.rows_recorded,
         rows_already_recorded=run.rows_already_recorded,
         skip_reasons=dict(run.skip_reasons),
+        gpu_pods=gpu_pods,
+        gpu_pods_measured=gpu_pods_measured,
     )
 
 

@@ -93,6 +93,10 @@ def _boolean(variable: str, value: str) -> str:
     return value
 
 
+def _flag(variable: str, value: str) -> bool:
+    return _boolean(variable, value).lower() in ("true", "1", "yes")
+
+
 def _path(variable: str, value: str) -> Path:
     return Path(value)
 
@@ -166,6 +170,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=_number,
     ),
     Setting(
+        "IDLE_GPU_UTILIZATION",
+        "0.05",
+        "A GPU busy less than this (0..1, DCGM) at two observations idles between.",
+        "Rules",
+        parse=_number,
+    ),
+    Setting(
         "EXAMPLE_COST_RATES",
         "false",
         "The demo's example cost rates instead of seeds/cost_rates.csv.",
@@ -225,6 +236,64 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds per Kubernetes API request (outside a cluster, KUBECONFIG is read).",
         "Collection",
         "collect.request_timeout_seconds",
+        _seconds,
+    ),
+    Setting(
+        "COLLECT_READ_NODES",
+        "false",
+        "Read the nodes' nvidia.com/gpu.product label for the GPU model where DCGM gives none (needs RBAC on nodes).",
+        "Collection",
+        "collect.read_nodes",
+        _flag,
+    ),
+    Setting(
+        "PROMETHEUS_URL",
+        "",
+        "Prometheus that scrapes dcgm-exporter (e.g. http://prometheus.monitoring:9090); empty: no GPU use.",
+        "GPU metrics (Prometheus)",
+        "prometheus.url",
+        _optional_url,
+    ),
+    Setting(
+        "PROMETHEUS_TOKEN",
+        "",
+        "Bearer token for Prometheus; never logged.",
+        "GPU metrics (Prometheus)",
+        "prometheus.token",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "PROMETHEUS_USERNAME",
+        "",
+        "Basic-auth user for Prometheus (with PROMETHEUS_PASSWORD).",
+        "GPU metrics (Prometheus)",
+        "prometheus.username",
+        _optional,
+    ),
+    Setting(
+        "PROMETHEUS_PASSWORD",
+        "",
+        "Basic-auth password for Prometheus; never logged.",
+        "GPU metrics (Prometheus)",
+        "prometheus.password",
+        _optional,
+        secret=True,
+    ),
+    Setting(
+        "PROMETHEUS_CA_FILE",
+        "",
+        "CA bundle that signs Prometheus's TLS certificate (else the system's).",
+        "GPU metrics (Prometheus)",
+        "prometheus.ca_file",
+        _optional,
+    ),
+    Setting(
+        "PROMETHEUS_TIMEOUT",
+        "10",
+        "Seconds per Prometheus query.",
+        "GPU metrics (Prometheus)",
+        "prometheus.timeout_seconds",
         _seconds,
     ),
     Setting(
@@ -321,7 +390,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 DECLARED = {setting.name: setting for setting in SETTINGS}
 RULE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.group == "Rules")
-CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_")
+CHECKED_PREFIXES = ("DB_", "COLLECT_", "GRAPH_", "AZURE_", "EXPORT_", "READONLY_", "DBT_", "PROMETHEUS_", "HUB_")
 # Read by the tools this project runs, not by the loader: never reported as unknown.
 OTHER_TOOLS = {"DBT_PROFILES_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_USE_COLORS", "DB_ADMIN_DATABASE"}
 # Defaults that depend on where the project is: rendered in .env.example as empty (meaning "beside the loader").
@@ -382,7 +451,18 @@ class CollectSettings:
     email_domain: str | None = declared_default("collect.email_domain")
     cluster: str | None = declared_default("collect.cluster")
     request_timeout_seconds: float = declared_default("collect.request_timeout_seconds")
+    read_nodes: bool = declared_default("collect.read_nodes")
     attempts: int = 4
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    url: str | None = declared_default("prometheus.url")
+    token: str | None = field(default=declared_default("prometheus.token"), repr=False)
+    username: str | None = declared_default("prometheus.username")
+    password: str | None = field(default=declared_default("prometheus.password"), repr=False)
+    ca_file: str | None = declared_default("prometheus.ca_file")
+    timeout_seconds: float = declared_default("prometheus.timeout_seconds")
 
 
 @dataclass(frozen=True)
@@ -403,6 +483,7 @@ class Settings:
     analytics_schema: str = declared_default("analytics_schema")
     collect: CollectSettings = CollectSettings()
     graph: GraphSettings = GraphSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
     export_hmac_key: str | None = field(default=declared_default("export_hmac_key"), repr=False)
     readonly_role: str = declared_default("readonly_role")
     readonly_password: str = field(default=declared_default("readonly_password"), repr=False)
@@ -473,7 +554,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = {**_dotenv(), **(os.environ if environ is None else environ)}
     for warning in unknown_variable_warnings(set(env)):
         log.warning(warning)
-    values: dict[str, dict[str, Any]] = {"": {}, "database": {}, "collect": {}, "graph": {}}
+    values: dict[str, dict[str, Any]] = {"": {}, "database": {}, "collect": {}, "graph": {}, "prometheus": {}}
     rules = []
     for setting in SETTINGS:
         text = env.get(setting.name) or setting.default
@@ -487,6 +568,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database=DatabaseSettings(**values["database"]),
         collect=CollectSettings(**values["collect"]),
         graph=GraphSettings(**values["graph"]),
+        prometheus=PrometheusSettings(**values["prometheus"]),
         rules=tuple(rules),
         **values[""],
     )

@@ -6,7 +6,8 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,17 +15,19 @@ from pathlib import Path
 import typer
 from psycopg import sql
 
-from loader.collect import collect_into, pods_from_document
+from loader.collect import Sources, collect_into, pods_from_document
 from loader.config import PROJECT_ROOT, Settings
 from loader.db import connect
 from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
 from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
 from loader.export import export_departments, export_usage
+from loader.gpu import gpu_use_by_pod
 from loader.migrate import migrate
 from loader.pods import PodUse, pod_use_from_metrics
+from loader.prometheus_source import GpuUseSource
 from loader.raw_store import write_directory_entries
-from loader.synthetic import directory_entries, metrics_document, snapshots, synthetic_users
+from loader.synthetic import dcgm_answers, directory_entries, metrics_document, snapshots, synthetic_users
 
 LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
@@ -80,6 +83,17 @@ def _reported(use: PodUse) -> Callable[[], PodUse]:
     return lambda: use
 
 
+def _dcgm(document: dict, moment: datetime) -> GpuUseSource:
+    """A GPU-use source that reads what the synthetic dcgm-exporter published, as Prometheus would answer the
+    collection's queries (the same parsing as a real answer)."""
+
+    def read(at: datetime, pods: set) -> dict:
+        use, _ = gpu_use_by_pod(dcgm_answers(document, moment))
+        return {key: figure for key, figure in use.items() if key in pods}
+
+    return read
+
+
 def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, end: datetime) -> dict[str, int]:
     totals: Counter[str] = Counter()
     with connect(settings.database) as conn:
@@ -94,7 +108,7 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
                 settings,
                 functools.partial(pods_from_document, document, settings.collect.selector),
                 observed_at=moment,
-                metrics_source=_reported(use),
+                sources=Sources(metrics=_reported(use), gpu_use=_dcgm(document, moment)),
             )
             totals["collections"] += 1
             totals["pods_listed"] += result.pods_listed
@@ -105,11 +119,26 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
     return dict(totals)
 
 
+@contextmanager
+def quiet(logger_name: str) -> Iterator[None]:
+    """Warnings of `logger_name` held back (its level restored after)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
+    # The synthetic pods without identity would log a warning at each of 8,640 collections; the summary counts them.
+    with quiet("loader.collect"):
+        _run_demo(settings, days=days, users=users, seed=seed)
+
+
+def _run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     began = time.monotonic()
-    # The synthetic pods without identity would log a warning at each of 8,640 collections;
-    # the summary below counts them instead.
-    logging.getLogger("loader.collect").setLevel(logging.ERROR)
     settings = with_example_cost_rates(demo_settings(settings))
     with connect(settings.database) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)

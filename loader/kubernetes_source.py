@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from loader.errors import KubernetesError
+from loader.gpu import NODE_PRODUCT_LABEL, node_models
 from loader.pods import PodUse, pod_use_from_metrics
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,35 @@ def list_pod_metrics(
             log.warning("skipped %d malformed pod metrics", malformed)
         use.update(found)
     return use
+
+
+def list_gpu_node_models(api: client.ApiClient, *, request_timeout: float) -> dict[str, str] | None:
+    """Node name -> GPU model from GPU feature discovery's label (nvidia.com/gpu.product); None where nodes may not be
+    read (403: the chart's rbac.readNodes is off) or the API fails (one log line each time)."""
+    core = client.CoreV1Api(api)
+    try:
+        page = _with_retries(
+            functools.partial(
+                core.list_node,
+                label_selector=NODE_PRODUCT_LABEL,
+                _request_timeout=request_timeout,
+                _preload_content=False,
+            ),
+            what="listing nodes",
+            attempts=2,
+            backoff_seconds=1.0,
+            sleep=time.sleep,
+            resource="nodes",
+            refused_hint="the GPU model stays unknown where DCGM gives none",
+        )
+        document = json.loads(page.data)
+    except KubernetesError as error:
+        log.warning("no GPU models from nodes in this run (%s)", error)
+        return None
+    except (ValueError, RecursionError):
+        log.warning("no GPU models from nodes in this run: the API sent a node list that is not JSON")
+        return None
+    return node_models(document)
 
 
 def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None]:

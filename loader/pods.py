@@ -25,7 +25,16 @@ USER_SOURCE_KINDS = ("annotation", "label", "env")
 
 # What a column can hold, and what is sane: longer text would not fit a btree index row (identity,
 # pod name), counts and quantities beyond these are typing accidents, not hardware.
-MAX_TEXT = {"identity": 320, "name": 253, "namespace": 63, "uid": 128, "image": 1024, "server_name": 255, "person": 512}
+MAX_TEXT = {
+    "identity": 320,
+    "name": 253,
+    "namespace": 63,
+    "uid": 128,
+    "image": 1024,
+    "server_name": 255,
+    "person": 512,
+    "gpu_model": 128,
+}
 MAX_GPUS = 1024
 MAX_CPU_CORES = Decimal(100_000)
 MAX_BYTES = 2**63 - 1  # bigint
@@ -60,6 +69,10 @@ class Observation:
     # The notebook container's measured use (metrics API); None where unknown.
     cpu_usage_cores: Decimal | None = None
     memory_usage_bytes: int | None = None
+    # What the pod's GPUs did (dcgm-exporter through Prometheus, loader.gpu); None where unknown.
+    gpu_utilization: Decimal | None = None
+    gpu_memory_used_bytes: int | None = None
+    gpu_model: str | None = None
     # Not a column of container_observations: collection keeps users.user_id current with it.
     hub_username: str = field(default="", compare=False)
 

@@ -397,3 +397,68 @@ def directory_entries(users: list[SyntheticUser], seed: int) -> list[DirectoryEn
             )
         )
     return entries
+
+
+# The GPU each synthetic GPU node holds, as DCGM names it (modelName); the H100 pool's exporter publishes no
+# profiling metrics, only DCGM_FI_DEV_GPU_UTIL (as on some H100/H200 set-ups); worker-gpu-2's Prometheus scrapes with
+# honor_labels: false, so the pod's labels arrive as exported_namespace and exported_pod.
+GPU_MODELS = {
+    "gpu-a100-01": "NVIDIA A100-SXM4-80GB",
+    "gpu-a100-02": "NVIDIA A100-SXM4-80GB",
+    "gpu-v100-01": "Tesla V100-SXM2-32GB",
+    "gke-gpu-pool-7f3a": "NVIDIA H100 80GB HBM3",
+    "worker-gpu-2": "NVIDIA L40S",
+}
+PROFILING_LESS_NODES = {"gke-gpu-pool-7f3a"}
+RELABELLED_NODES = {"worker-gpu-2"}
+
+
+def dcgm_answers(pods: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """What Prometheus answers a collection's three queries about dcgm-exporter's series for the running GPU pods:
+    a third of them hold their GPUs idle, the others compute; a pod with two GPUs has two series of each metric."""
+    from loader.gpu import ENGINE_ACTIVE, FB_USED, GPU_UTIL
+
+    results: dict[str, list[dict[str, Any]]] = {ENGINE_ACTIVE: [], GPU_UTIL: [], FB_USED: []}
+    stamp = moment.timestamp()
+    for pod in pods["items"]:
+        notebook = pod["spec"]["containers"][0]
+        gpus = int(notebook.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
+        node = pod["spec"].get("nodeName", "")
+        if not gpus or pod.get("status", {}).get("phase") != "Running":
+            continue
+        uid = pod["metadata"]["uid"]
+        idle = _draw(uid, "gpu-idle") < 0.33
+        for index in range(gpus):
+            gpu_uuid = (
+                f"GPU-{uuid.UUID(int=int.from_bytes(hashlib.sha256(f'{node}/{index}'.encode()).digest()[:16], 'big'))}"
+            )
+            labels = {
+                "gpu": str(index),
+                "UUID": gpu_uuid,
+                "device": f"nvidia{index}",
+                "modelName": GPU_MODELS.get(node, "NVIDIA A100-SXM4-80GB"),
+                "Hostname": node,
+                "instance": f"{node}:9400",
+                "job": "nvidia-dcgm-exporter",
+            }
+            owner = {
+                "container": notebook["name"],
+                "namespace": pod["metadata"]["namespace"],
+                "pod": pod["metadata"]["name"],
+            }
+            if node in RELABELLED_NODES:
+                labels.update({f"exported_{key}": value for key, value in owner.items()})
+                labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{node[-4:]}"})
+            else:
+                labels.update(owner)
+            load = _draw(uid, index, moment.isoformat())
+            busy = 0.004 + 0.02 * load if idle else 0.35 + 0.6 * load
+            if node not in PROFILING_LESS_NODES:
+                results[ENGINE_ACTIVE].append({"metric": labels, "value": [stamp, f"{busy:.6f}"]})
+            results[GPU_UTIL].append({"metric": labels, "value": [stamp, f"{min(100.0, busy * 100 + 3):.1f}"]})
+            memory = 420 + (300 if idle else 18000 + 40000 * _draw(uid, index, "memory"))
+            results[FB_USED].append({"metric": labels, "value": [stamp, str(int(memory))]})
+    return {
+        metric: {"status": "success", "data": {"resultType": "vector", "result": series}}
+        for metric, series in results.items()
+    }

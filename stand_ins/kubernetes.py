@@ -22,6 +22,8 @@ class KubeApiStub(LocalHttpStub):
         self.pods = pods
         # PodMetrics items the metrics API (metrics.k8s.io/v1beta1) serves; None: no metrics API (404).
         self.pod_metrics: list[dict] | None = None
+        # Nodes the core API lists; None: the service account may not list nodes (403).
+        self.nodes: list[dict] | None = None
         self.faults: list[object] = []  # per request, in order: an HTTP status, or "timeout"
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.authorization: list[str | None] = []
@@ -60,6 +62,12 @@ class KubeApiStub(LocalHttpStub):
                             "items": items,
                         },
                     )
+                if parts == ["api", "v1", "nodes"]:
+                    if stub.nodes is None:
+                        return send_json(self, 403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+                    selector = query.get("labelSelector", [""])[0]
+                    listed = [node for node in stub.nodes if matches_selector(node, selector)]
+                    return send_json(self, 200, {"kind": "NodeList", "apiVersion": "v1", "items": listed})
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
                     return send_json(self, 404, {"kind": "Status", "code": 404})
                 namespace = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None

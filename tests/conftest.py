@@ -68,3 +68,14 @@ def settings(database: DatabaseSettings) -> Settings:
 def conn(database: DatabaseSettings):
     with psycopg.connect(**database.connect_kwargs()) as connection:
         yield connection
+
+
+@pytest.fixture
+def migrated(database: DatabaseSettings) -> Settings:
+    """A fresh database with the raw schema; its settings."""
+    from loader.migrate import migrate
+
+    settings = settings_for(database)
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as connection:
+        migrate(connection, settings.raw_schema, settings.bootstrap_sql_dir)
+    return settings

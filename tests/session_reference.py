@@ -17,12 +17,15 @@ from loader.pods import Observation
 
 GAP = timedelta(minutes=60)
 IDLE_CPU_CORES = Decimal("0.05")
+IDLE_GPU_UTILIZATION = Decimal("0.05")
+GPU_CLASSES = ("v100", "a100", "h100", "h200")
 
 
 @dataclass(frozen=True)
 class Rules:
     gap: timedelta = GAP
     idle_cpu_cores: Decimal = IDLE_CPU_CORES
+    idle_gpu_utilization: Decimal = IDLE_GPU_UTILIZATION
     cpu_node_pattern: str = "cpu"
 
 
@@ -118,6 +121,12 @@ def times(value: Any, factor: float | Decimal | None) -> Any:
     return None if value is None or factor is None else value * factor
 
 
+def model_label(model: str | None, node_name: str) -> str:
+    if model is not None:
+        return model
+    return next((f"{cls.upper()} (node name)" for cls in GPU_CLASSES if cls in node_name.lower()), "unknown")
+
+
 def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
     first, last = session[0], session[-1]
     start, end = first.timestamp, last.timestamp
@@ -131,6 +140,20 @@ def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
         for before, after in zip(session, session[1:], strict=False)
     ]
     idle_seconds = known_sum(stretches)
+    gpu = [row.gpu_utilization for row in session]
+    gpu_measured = sum(value is not None for value in gpu)
+    gpu_sum = known_sum(gpu)
+    gpu_average = gpu_sum / gpu_measured if gpu_measured else None
+    gpu_idle_seconds = known_sum(
+        idle(
+            before.gpu_utilization,
+            after.gpu_utilization,
+            after.timestamp - before.timestamp,
+            rules.idle_gpu_utilization,
+        )
+        for before, after in zip(session, session[1:], strict=False)
+    )
+    signal = "gpu" if gpu_measured else "cpu" if measured else None
     gpu_count = known_max(row.gpu_count for row in session)
     kind = node_type(gpu_count, first.node_name, rules)
     cpu_request = known_max(row.cpu_request for row in session)
@@ -170,9 +193,29 @@ def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
         "max_memory_usage_bytes": known_max(row.memory_usage_bytes for row in session),
         "idle_seconds": idle_seconds,
         "idle_hours": float((idle_seconds or 0) / 3600) if measured else None,
-        "idle_gpu_hours": float((idle_seconds or 0) / 3600) if measured and kind == "gpu" else None,
+        "gpu_model": mode(row.gpu_model for row in session),
+        "gpu_model_label": model_label(mode(row.gpu_model for row in session), first.node_name)
+        if kind == "gpu"
+        else None,
+        "gpu_measured_observation_count": gpu_measured,
+        "gpu_utilization_sum": gpu_sum,
+        "avg_gpu_utilization": gpu_average,
+        "max_gpu_memory_used_bytes": known_max(row.gpu_memory_used_bytes for row in session),
+        "gpu_idle_seconds": gpu_idle_seconds,
+        "gpu_idle_hours": float((gpu_idle_seconds or 0) / 3600) if gpu_measured else None,
+        "idle_signal": signal,
+        "idle_gpu_hours": (
+            float(((gpu_idle_seconds if signal == "gpu" else idle_seconds) or 0) / 3600)
+            if signal and kind == "gpu"
+            else None
+        ),
+        "efficiency_gpu_used_device_hours": (
+            gpu_average * gpu_count * Decimal(repr(runtime)) if gpu_measured and gpu_count else None
+        ),
+        "efficiency_gpu_held_device_hours": gpu_count * Decimal(repr(runtime)) if gpu_measured and gpu_count else None,
         "last_collector_run_id": known_max(row.run_id for row in session),
         "last_cpu_usage_cores": last.cpu_usage_cores,
+        "last_gpu_utilization": last.gpu_utilization,
     }
 
 
@@ -187,7 +230,7 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
 
     def part(day) -> dict[str, Any]:
         return parts.setdefault(
-            day, {"part_start": None, "part_end": None, "observation_count": 0, "idle": [], "runs": []}
+            day, {"part_start": None, "part_end": None, "observation_count": 0, "idle": [], "gpu_idle": [], "runs": []}
         )
 
     def widen(entry: dict[str, Any], begin: datetime, end: datetime) -> None:
@@ -206,6 +249,9 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
             entry = part(midnight.date())
             widen(entry, begin, end)
             entry["idle"].append(idle(before.cpu_usage_cores, after.cpu_usage_cores, end - begin, rules.idle_cpu_cores))
+            entry["gpu_idle"].append(
+                idle(before.gpu_utilization, after.gpu_utilization, end - begin, rules.idle_gpu_utilization)
+            )
             entry["runs"].append(after.run_id)
             midnight += timedelta(days=1)
     first = session[0]
@@ -223,6 +269,7 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
             "part_end": entry["part_end"],
             "observation_count": entry["observation_count"],
             "idle_seconds": known_sum(entry["idle"]),
+            "gpu_idle_seconds": known_sum(entry["gpu_idle"]),
             "last_collector_run_id": known_max(entry["runs"]),
         }
         for day, entry in sorted(parts.items())

@@ -28,6 +28,7 @@ CONFIGURATIONS = {
         "database.existingSecret=jhm-db",
     ],
     "namespaces": ["--set", "collector.namespaces={jhub,teaching}"],
+    "gpu-use": ["--set", "rbac.readNodes=true", "--set", "prometheus.url=http://p:9090", "--set", "prometheus.token=t"],
     "adopted-schemas": ["--set", "database.rawSchema=public", "--set", "networkPolicy.enabled=false"],
     "own-service-account": [
         "--set",
@@ -339,3 +340,37 @@ def test_rules_are_set_from_values_without_rebuilding_the_image():
         for e in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert (env["SESSION_GAP_MINUTES"], env["GPU_NODE_PATTERNS"], env["IDLE_CPU_CORES"]) == ("45", "a100,h100", "0.05")
+
+
+def test_gpu_use_from_prometheus_and_node_models_only_when_asked():
+    plain = render()
+    collector = next(c for c in by_kind(plain, "CronJob") if c["metadata"]["name"].endswith("-collect"))
+    env = {e["name"]: e for e in collector["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PROMETHEUS_URL"]["value"] == "" and "PROMETHEUS_TOKEN" not in env
+    assert env["COLLECT_READ_NODES"]["value"] == "false"
+    assert not [role for role in by_kind(plain, "ClusterRole") if "nodes" in str(role["rules"])]
+    asked = render(
+        "--set",
+        "prometheus.url=http://prometheus-operated.monitoring:9090",
+        "--set",
+        "prometheus.token=t0ken",
+        "--set",
+        "rbac.readNodes=true",
+        *CONFIGURATIONS["namespaces"],
+    )
+    collector = next(c for c in by_kind(asked, "CronJob") if c["metadata"]["name"].endswith("-collect"))
+    env = {e["name"]: e for e in collector["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PROMETHEUS_URL"]["value"] == "http://prometheus-operated.monitoring:9090"
+    assert env["PROMETHEUS_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "PROMETHEUS_TOKEN"
+    assert env["COLLECT_READ_NODES"]["value"] == "true"
+    assert secret_of(asked)["stringData"]["PROMETHEUS_TOKEN"] == "t0ken"
+    # Nodes belong to no namespace: a ClusterRole, get and list on nodes only, even when namespaces are listed.
+    node_roles = [role for role in by_kind(asked, "ClusterRole") if role["metadata"]["name"].endswith("-node-reader")]
+    assert [role["rules"] for role in node_roles] == [
+        [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+    ]
+    existing = render("--set", "prometheus.existingSecret=prom", "--set", "prometheus.url=http://p:9090")
+    collector = next(c for c in by_kind(existing, "CronJob") if c["metadata"]["name"].endswith("-collect"))
+    env = {e["name"]: e for e in collector["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PROMETHEUS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "prom"
+    assert "PROMETHEUS_TOKEN" not in secret_of(existing)["stringData"]

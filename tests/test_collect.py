@@ -13,18 +13,10 @@ from loader.cli import app
 from loader.collect import collect, pods_from_file
 from loader.config import PROJECT_ROOT, DatabaseSettings
 from loader.errors import LoaderError
-from loader.migrate import migrate
 from stand_ins.kubernetes import KubeApiStub
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list, pod_metrics
 
 AT = "2026-11-02T10:00:00+00:00"
-
-
-@pytest.fixture
-def migrated(conn, settings):
-    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-    conn.commit()
-    return settings
 
 
 def write_pods(tmp_path, *pods, name="pods.json"):

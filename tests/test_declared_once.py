@@ -31,12 +31,22 @@ def test_run_kinds_are_the_loaders_in_dbt_the_trigger_and_the_docs():
 def test_every_field_of_the_settings_is_filled_from_a_declaration():
     from dataclasses import fields
 
-    from loader.config import SETTINGS, CollectSettings, DatabaseSettings, GraphSettings, Settings, declared_default
+    from loader.config import (
+        SETTINGS,
+        CollectSettings,
+        DatabaseSettings,
+        GraphSettings,
+        PrometheusSettings,
+        Settings,
+        declared_default,
+    )
 
     targets = {setting.target for setting in SETTINGS if setting.target}
     # Not settings: the sections themselves, the rules (the Rules group as a whole), and two fixed retry bounds.
-    not_declared = {"database", "collect", "graph", "rules", "collect.attempts", "graph.max_retry_wait_seconds"}
-    for section, cls in (("", Settings), ("database.", DatabaseSettings), ("collect.", CollectSettings)):
+    not_declared = {"database", "collect", "graph", "prometheus", "rules", "collect.attempts"}
+    not_declared.add("graph.max_retry_wait_seconds")
+    sections = (("", Settings), ("database.", DatabaseSettings), ("collect.", CollectSettings))
+    for section, cls in (*sections, ("prometheus.", PrometheusSettings)):
         for item in fields(cls):
             name = section + item.name
             if name in not_declared:

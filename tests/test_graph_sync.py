@@ -13,9 +13,7 @@ from loader.cli import app
 from loader.directory import sync_users
 from loader.errors import GraphError
 from loader.graph_source import GraphClient, entry_from_graph_user
-from loader.migrate import migrate
 from stand_ins.graph import GraphApiStub, graph_user
-from tests.conftest import settings_for
 from tests.dbt_helpers import load_batch, observation
 
 TOKEN = "eyJ0eXAi.secret-graph-token.sig"
@@ -24,14 +22,6 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 def observed(conn, settings, emails):
     load_batch(conn, settings, [observation(email, f"jupyter-{i}", "cpu-1", T0) for i, email in enumerate(emails)])
-
-
-@pytest.fixture
-def migrated(database):
-    settings = settings_for(database)
-    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
-        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-    return settings
 
 
 @pytest.fixture

@@ -113,3 +113,18 @@ def test_no_configuration_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(KubernetesError, match="KUBECONFIG"):
         api_client(1.0)
+
+
+def test_gpu_models_from_node_labels_and_a_forbidden_node_list_is_one_line(stub, caplog):
+    import logging
+
+    from loader.kubernetes_source import list_gpu_node_models
+
+    assert list_gpu_node_models(api_client(5.0), request_timeout=5.0) is None  # nodes may not be listed (403)
+    assert "access denied (403) while listing nodes" in caplog.text and "get and list on nodes" in caplog.text
+    stub.nodes = [
+        {"metadata": {"name": "gpu-a100-01", "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}}},
+        {"metadata": {"name": "cpu-1", "labels": {"kubernetes.io/os": "linux"}}},
+    ]
+    with caplog.at_level(logging.WARNING):
+        assert list_gpu_node_models(api_client(5.0), request_timeout=5.0) == {"gpu-a100-01": "NVIDIA-A100-SXM4-80GB"}

@@ -45,7 +45,9 @@ STEPS = [
 ]
 # Measured CPU use: unknown, idle (below the 0.05-core threshold) or busy.
 USES = [None, Decimal("0.01"), Decimal("0.02"), Decimal("0.049"), Decimal("0.05"), Decimal("1.5")]
-NODES = ["cpu-1", "cpu-2", "gpu-a100-1"]
+NODES = ["cpu-1", "cpu-2", "gpu-a100-1", "worker-7"]
+# Measured GPU utilisation (0..1): unknown, idle (below the 0.05 threshold) or busy.
+GPU_USES = [None, None, Decimal("0.01"), Decimal("0.049"), Decimal("0.05"), Decimal("0.93")]
 # Rows from before adoption have no cluster or namespace: the session key compares them null-safely.
 CLUSTERS = [None, "campus", "cloud"]
 NAMESPACES = [None, "jhub", "jhub-staging"]
@@ -90,6 +92,9 @@ def varied_observation(rng, user, pod, node, moment, uid, cluster, namespace):
         memory_request_bytes=rng.choice([None, 2**30, 16 * 2**30]),
         cpu_usage_cores=rng.choice(USES),
         memory_usage_bytes=rng.choice([None, 2**30, 3 * 2**30]),
+        gpu_utilization=rng.choice(GPU_USES),
+        gpu_memory_used_bytes=rng.choice([None, 40 * 2**20, 30 * 2**30]),
+        gpu_model=rng.choice([None, None, "NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB"]),
     )
 
 

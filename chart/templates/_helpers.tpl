@@ -140,6 +140,8 @@ annotations:
   value: {{ .Values.rules.gpuNodePatterns | quote }}
 - name: IDLE_CPU_CORES
   value: {{ .Values.rules.idleCpuCores | quote }}
+- name: IDLE_GPU_UTILIZATION
+  value: {{ .Values.rules.idleGpuUtilization | quote }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -188,6 +190,17 @@ volumes:
   value: {{ .Values.collector.emailDomain | quote }}
 - name: CLUSTER_NAME
   value: {{ .Values.collector.clusterName | quote }}
+- name: COLLECT_READ_NODES
+  value: {{ .Values.rbac.readNodes | quote }}
+- name: PROMETHEUS_URL
+  value: {{ .Values.prometheus.url | quote }}
+{{- if or .Values.prometheus.token .Values.prometheus.existingSecret }}
+- name: PROMETHEUS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.prometheus.existingSecret | default (include "jhm.secretName" .) }}
+      key: PROMETHEUS_TOKEN
+{{- end }}
 {{- end -}}
 
 {{/* Tenant and client ids are not secret: from values when given; the client secret from a Secret. */}}

@@ -20,3 +20,9 @@
         {{ column_name }} < 0
         or {{ column_name }}::text in ('NaN', 'Infinity', '-Infinity')
 {% endtest %}
+
+{% test at_most(model, column_name, maximum) %}
+    select {{ column_name }}
+    from {{ model }}
+    where {{ column_name }} > {{ maximum }}
+{% endtest %}

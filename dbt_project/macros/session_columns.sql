@@ -23,6 +23,7 @@
     {%- set runtime_hours = hours_between('session_start', 'session_end') -%}
     {%- set node_type = gpu_or_cpu('gpu_count', 'node_name') -%}
     {%- set average_cpu = mean_of('cpu_usage_cores_sum', 'measured_observation_count') -%}
+    {%- set average_gpu = mean_of('gpu_utilization_sum', 'gpu_measured_observation_count') -%}
     {{ return([
         {'name': 'user_name', 'kind': 'last_known', 'of': 'user_name'},
         {'name': 'server_name', 'kind': 'last', 'of': 'server_name'},
@@ -48,7 +49,18 @@
         {'name': 'max_memory_usage_bytes', 'kind': 'max', 'of': 'memory_usage_bytes'},
         {'name': 'idle_seconds', 'kind': 'stretch', 'rule': 'cpu_idle'},
         {'name': 'idle_hours', 'kind': 'derived', 'sql': measured_hours('idle_seconds', 'measured_observation_count')},
-        {'name': 'idle_gpu_hours', 'kind': 'derived', 'sql': when_gpu(node_type, measured_hours('idle_seconds', 'measured_observation_count'))},
+        {'name': 'gpu_model', 'kind': 'mode', 'of': 'gpu_model'},
+        {'name': 'gpu_model_label', 'kind': 'derived', 'sql': when_gpu(node_type, gpu_model_label('gpu_model', 'node_name'))},
+        {'name': 'gpu_measured_observation_count', 'kind': 'count', 'of': 'gpu_utilization'},
+        {'name': 'gpu_utilization_sum', 'kind': 'sum', 'of': 'gpu_utilization'},
+        {'name': 'avg_gpu_utilization', 'kind': 'derived', 'sql': average_gpu},
+        {'name': 'max_gpu_memory_used_bytes', 'kind': 'max', 'of': 'gpu_memory_used_bytes'},
+        {'name': 'gpu_idle_seconds', 'kind': 'stretch', 'rule': 'gpu_idle'},
+        {'name': 'gpu_idle_hours', 'kind': 'derived', 'sql': measured_hours('gpu_idle_seconds', 'gpu_measured_observation_count')},
+        {'name': 'idle_signal', 'kind': 'derived', 'sql': idle_signal()},
+        {'name': 'idle_gpu_hours', 'kind': 'derived', 'sql': when_gpu(node_type, idle_gpu_hours('idle_seconds', 'gpu_idle_seconds'))},
+        {'name': 'efficiency_gpu_used_device_hours', 'kind': 'derived', 'sql': when_gpu_measured(average_gpu ~ ' * ' ~ times_hours('gpu_count', runtime_hours))},
+        {'name': 'efficiency_gpu_held_device_hours', 'kind': 'derived', 'sql': when_gpu_measured(times_hours('gpu_count', runtime_hours))},
         {'name': 'last_collector_run_id', 'kind': 'max', 'of': 'collector_run_id'},
     ]) }}
 {% endmacro %}
@@ -58,6 +70,7 @@
 {% macro stretch_rules() %}
     {{ return({
         'cpu_idle': {'input': 'cpu_usage_cores', 'holds': 'both_below', 'threshold': var('idle_cpu_cores') | float},
+        'gpu_idle': {'input': 'gpu_utilization', 'holds': 'both_below', 'threshold': var('idle_gpu_utilization') | float},
     }) }}
 {% endmacro %}
 
@@ -205,6 +218,51 @@
     (extract(epoch from {{ end }} - {{ start }}) / 3600.0)::double precision
 {%- endmacro %}
 
+{#- Which measurement says when a session was idle (idle_rule): the GPU itself where DCGM measured it, else the CPU
+    proxy where the metrics API did, else none (null). For a GPU session, idle_gpu_hours follows it. -#}
+{% macro idle_signal() -%}
+    case when gpu_measured_observation_count > 0 then 'gpu' when measured_observation_count > 0 then 'cpu' end
+{%- endmacro %}
+
+{% macro idle_gpu_hours(cpu_idle_seconds, gpu_idle_seconds) -%}
+    case {{ idle_signal() }}
+        when 'gpu' then coalesce({{ gpu_idle_seconds }}, 0) / 3600.0
+        when 'cpu' then coalesce({{ cpu_idle_seconds }}, 0) / 3600.0
+    end
+{%- endmacro %}
+
+{#- GPU efficiency's parts (efficiency_rule): device-hours used (mean utilisation x GPUs x hours) and held (GPUs x
+    hours), counted where the GPU was measured. -#}
+{% macro when_gpu_measured(value) -%}
+    case when gpu_measured_observation_count > 0 and gpu_count > 0 then {{ value }} end
+{%- endmacro %}
+
+{#- The GPU classes the predecessor named nodes after (user_session_stats has hours per class), declared once. -#}
+{% macro gpu_model_classes() %}
+    {{ return(['v100', 'a100', 'h100', 'h200']) }}
+{% endmacro %}
+
+{#- A GPU session's model for reports: the model where known (DCGM, or the node's label), else the class its node's
+    name says (`A100 (node name)`), else `unknown`. -#}
+{% macro gpu_model_label(gpu_model, node_name) -%}
+    coalesce({{ gpu_model }}, case
+        {%- for class in gpu_model_classes() %}
+        when strpos(lower({{ node_name }}), '{{ class }}') > 0 then '{{ class | upper }} (node name)'
+        {%- endfor %}
+        else 'unknown'
+    end)
+{%- endmacro %}
+
+{#- The predecessor's class of a GPU model label (v100, a100, h100, h200), else `other`. -#}
+{% macro gpu_model_class(label) -%}
+    case
+        {%- for class in gpu_model_classes() %}
+        when strpos(lower({{ label }}), '{{ class }}') > 0 then '{{ class }}'
+        {%- endfor %}
+        else 'other'
+    end
+{%- endmacro %}
+
 {#- A value of GPU sessions only (null for CPU sessions). -#}
 {% macro when_gpu(node_type, value) -%}
     case when {{ node_type }} = 'gpu' then {{ value }} end
@@ -224,12 +282,12 @@
     case when {{ measured_count }} > 0 then coalesce({{ seconds }}, 0) / 3600.0 end
 {%- endmacro %}
 
-{#- CPU efficiency (docs block efficiency_rule): CPU used over CPU requested, in core-hours, counted only where both
-    are known. Sessions and days carry the two sums as efficiency_cpu_used_core_hours and
-    efficiency_cpu_requested_core_hours (null where either is unknown), so every report, a dashboard's too, divides
-    their sums and applies no filter of its own. -#}
-{% macro cpu_efficiency(used_core_hours, requested_core_hours) -%}
-    sum({{ used_core_hours }}) / nullif(sum({{ requested_core_hours }}), 0)
+{#- Efficiency (docs block efficiency_rule): used over held, counted only where both are known. Sessions and days
+    carry the parts (efficiency_cpu_used_core_hours and efficiency_cpu_requested_core_hours; the GPU's
+    efficiency_gpu_used_device_hours and efficiency_gpu_held_device_hours; null where unknown), so every report, a
+    dashboard's too, divides their sums and applies no filter of its own. -#}
+{% macro efficiency(used, held) -%}
+    sum({{ used }}) / nullif(sum({{ held }}), 0)
 {%- endmacro %}
 
 {% macro when_cpu_efficiency_known(value) -%}

@@ -10,12 +10,10 @@ def board() -> dict:
         "GPU against CPU use per node (the marts' node rule).",
         [
             panel(
-                "Pods on GPU and CPU nodes (hourly)",
-                "select h.bucket as time, n.node_type as metric,"
-                " count(distinct (h.cluster, h.namespace, h.pod_name)) as pods from hourly_pod_usage as h"
-                " join nodes as n on n.node_name = h.node_name and n.cluster is not distinct from h.cluster"
-                f" where $__timeFilter(h.bucket) and {in_scope('h')} group by 1, 2 order by 1",
-                "Distinct pods on GPU and on CPU nodes (the nodes mart) in each hour.",
+                "Pods on GPU and CPU (hourly)",
+                "select bucket as time, node_type as metric,"
+                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Distinct pods given GPUs, and given none, in each hour (the node rule where a request is unknown).",
             ),
             panel(
                 "GPU device hours per day",

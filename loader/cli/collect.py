@@ -32,14 +32,28 @@ def collect(
     metrics_from_file: Path | None = typer.Option(
         None, help="Read `kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods` output instead of the metrics API."
     ),
+    gpu_metrics_from_file: Path | None = typer.Option(
+        None, help="Read a saved Prometheus answer of dcgm-exporter's series instead of asking PROMETHEUS_URL."
+    ),
+    nodes_from_file: Path | None = typer.Option(
+        None, help="Read `kubectl get nodes -o json` output for the GPU model where DCGM names none."
+    ),
     at: str | None = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Record one observation per running single-user pod."""
-    from loader.collect import MetricsSource, collection_time, pods_from_file
+    from loader.collect import (
+        MetricsSource,
+        NodeModelsSource,
+        Sources,
+        collection_time,
+        node_models_from_file,
+        pods_from_file,
+    )
     from loader.collect import collect as run_collection
     from loader.collect import metrics_from_file as metrics_file
-    from loader.kubernetes_source import api_client, list_pod_metrics, list_running_pods
+    from loader.kubernetes_source import api_client, list_gpu_node_models, list_pod_metrics, list_running_pods
+    from loader.prometheus_source import GpuUseSource, gpu_use_from_file, prometheus_gpu_use
     from loader.roles import enforce_reader_timeout
 
     config = settings()
@@ -55,6 +69,15 @@ def collect(
     config = replace(config, collect=collect_settings)
     observed_at = collection_time(at)
     metrics: MetricsSource | None = metrics_file(metrics_from_file) if metrics_from_file else None
+    # GPU use: a replayed answer, else Prometheus (also for a replay of pods, at its --at time) where one is set.
+    gpu_use: GpuUseSource | None = (
+        gpu_use_from_file(gpu_metrics_from_file)
+        if gpu_metrics_from_file
+        else prometheus_gpu_use(config.prometheus, collect_settings.namespaces)
+        if config.prometheus.url
+        else None
+    )
+    node_models: NodeModelsSource | None = node_models_from_file(nodes_from_file) if nodes_from_file else None
     if from_file is not None:
         source = pods_from_file(from_file, collect_settings.selector)
     else:
@@ -83,7 +106,15 @@ def collect(
 
             metrics = read_metrics
 
-    result = run_collection(config, source, observed_at=observed_at, metrics_source=metrics)
+        if node_models is None and collect_settings.read_nodes:
+
+            def read_node_models():
+                return list_gpu_node_models(api(), request_timeout=collect_settings.request_timeout_seconds)
+
+            node_models = read_node_models
+
+    sources = Sources(metrics=metrics, gpu_use=gpu_use, node_models=node_models)
+    result = run_collection(config, source, observed_at=observed_at, sources=sources)
     if as_json:
         print_json(result.document())
     else:

@@ -27,10 +27,7 @@ attributed as (
         department_history.job_title
     from sessions
     left join department_history
-        on
-            sessions.user_email = department_history.email
-            and sessions.session_start >= department_history.valid_from
-            and sessions.session_start < department_history.valid_to
+        on {{ department_at_start('department_history', 'sessions.user_email', 'sessions.session_start') }}
 )
 
 select * from attributed

@@ -71,6 +71,7 @@ hours as (
         count(*) as observations,
         count(age_seconds) as aged_observations,
         sum(age_seconds)::bigint as age_seconds_sum,
+        {{ gpu_or_cpu('max(gpu_count)', 'node_name') }} as node_type,
         max(collector_run_id) as last_collector_run_id
     from observations
     group by 1, 2, 3, 4, 5, 6, 7, 8

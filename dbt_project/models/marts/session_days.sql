@@ -106,8 +106,13 @@ days as (
         sessions.memory_request_bytes,
         sessions.measured_observation_count,
         sessions.efficiency_cpu_used_core_hours is not null as efficiency_known,
+        sessions.gpu_model,
+        sessions.gpu_model_label,
+        sessions.gpu_measured_observation_count,
+        sessions.avg_gpu_utilization,
         parts.observation_count,
         parts.idle_seconds,
+        parts.gpu_idle_seconds,
         sessions.last_collector_run_id
     from parts
     inner join sessions on parts.session_id = sessions.session_id
@@ -124,7 +129,14 @@ select
     {{ hours_of_node_type('cpu', 'node_type', 'hours') }} as cpu_hours,
     gpu_count * hours as gpu_device_hours,
     {{ measured_hours('idle_seconds', 'measured_observation_count') }} as idle_hours,
-    {{ when_gpu('node_type', measured_hours('idle_seconds', 'measured_observation_count')) }} as idle_gpu_hours,
+    {{ measured_hours('gpu_idle_seconds', 'gpu_measured_observation_count') }} as gpu_idle_hours,
+    {{ idle_signal() }} as idle_signal,
+    {{ when_gpu('node_type', idle_gpu_hours('idle_seconds', 'gpu_idle_seconds')) }} as idle_gpu_hours,
+    gpu_model,
+    gpu_model_label,
+    {{ when_gpu_measured('avg_gpu_utilization * ' ~ times_hours('gpu_count', 'hours')) }}
+        as efficiency_gpu_used_device_hours,
+    {{ when_gpu_measured(times_hours('gpu_count', 'hours')) }} as efficiency_gpu_held_device_hours,
     {{ times_hours('cpu_request_cores', 'hours') }} as cpu_requested_core_hours,
     {{ times_hours('avg_cpu_usage_cores', 'hours') }} as cpu_used_core_hours,
     case when efficiency_known then {{ times_hours('avg_cpu_usage_cores', 'hours') }} end

@@ -78,7 +78,11 @@ per_user as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_gpu_hours) as idle_gpu_hours,
-        {{ cpu_efficiency('efficiency_cpu_used_core_hours', 'efficiency_cpu_requested_core_hours') }} as cpu_efficiency,
+        {{ efficiency('efficiency_cpu_used_core_hours', 'efficiency_cpu_requested_core_hours') }} as cpu_efficiency,
+        {{ efficiency('efficiency_gpu_used_device_hours', 'efficiency_gpu_held_device_hours') }} as gpu_efficiency,
+        {%- for class in gpu_model_classes() + ['other'] %}
+        sum(gpu_hours) filter (where {{ gpu_model_class('gpu_model_label') }} = '{{ class }}') as gpu_hours_{{ class }},
+        {%- endfor %}
         count(*) as total_sessions,
         count(distinct container_base) as applications_used,
         min(session_start) as first_session,

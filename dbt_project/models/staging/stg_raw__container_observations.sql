@@ -30,6 +30,9 @@ source_overflow as (
         pod_started_at,
         cpu_usage_cores,
         memory_usage_bytes,
+        gpu_utilization,
+        gpu_memory_used_bytes,
+        gpu_model,
         collector_run_id
 {%- endset %}
 
