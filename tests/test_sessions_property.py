@@ -23,7 +23,7 @@ from loader.raw_store import OBSERVATION_COLUMNS
 from tests.conftest import settings_for
 from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 from tests.predecessor import PREDECESSOR_VIEWS_SQL
-from tests.session_reference import Row, differences, reference
+from tests.session_reference import GPU_CLASSES, Row, differences, reference
 
 pytestmark = pytest.mark.dbt
 
@@ -154,6 +154,21 @@ def assert_equal_to_reference(conn) -> None:
     built_parts = table(conn, "int_session_day_parts")
     assert set(built_parts[0]) == set(parts[0])
     assert differences(built_parts, parts, ["session_id", "day"]) == []
+    # GPU hours per model class (the predecessor's v100/a100/h100/h200 by node name where no model is known).
+    per_class: dict[str, dict[str, float]] = {}
+    for session in sessions:
+        if session["node_type"] == "gpu":
+            label = session["gpu_model_label"].lower()
+            model_class = next((name for name in GPU_CLASSES if name in label), "other")
+            totals = per_class.setdefault(session["user_email"], dict.fromkeys([*GPU_CLASSES, "other"], 0.0))
+            totals[model_class] += session["gpu_hours"]
+    stats = {row["user_email"]: row for row in table(conn, "user_session_stats")}
+    for user, totals in per_class.items():
+        for model_class, hours in totals.items():
+            assert (stats[user][f"gpu_hours_{model_class}"] or 0.0) == pytest.approx(hours, abs=1e-9), (
+                user,
+                model_class,
+            )
 
 
 def concurrent_external_write_and_loader_run(database, settings, external, loaded) -> None:

@@ -201,3 +201,99 @@ def test_hours_are_the_same_with_and_without_rates(built, db):
         assert db.execute("select count(*) from analytics.department_usage where cost is not null").fetchone()[0] > 0
     finally:
         dbt(built, *CYCLE_BUILD_ARGS)
+
+
+@pytest.fixture(scope="module")
+def gpu_built(tmp_path_factory, admin_database):
+    """A GPU session measured by DCGM: busy from 20:00 to 23:00 on 30 June, idle from 23:00 to 02:00 on 1 July; an
+    H100 session; a GPU session never measured but with measured CPU use (the CPU proxy)."""
+    from tests.conftest import _create_database
+
+    database = _create_database(admin_database)
+    settings = settings_for(database)
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        start = datetime(2026, 6, 30, 20, tzinfo=UTC)
+        rows = [
+            observation(
+                "night@x.edu",
+                "jupyter-night",
+                "gpu-a100-1",
+                start + timedelta(minutes=m),
+                gpu_count=1,
+                gpu_utilization=Decimal("0.9") if m < 180 else Decimal("0.01"),
+                gpu_model="NVIDIA A100-SXM4-80GB",
+            )
+            for m in range(0, 361, 5)
+        ]
+        rows += every_five_minutes(
+            "h100@x.edu",
+            "jupyter-h100",
+            "gke-pool-9",
+            datetime(2026, 7, 2, 10, tzinfo=UTC),
+            1,
+            gpu_count=1,
+            gpu_utilization=Decimal("0.5"),
+            gpu_model="NVIDIA H100 80GB HBM3",
+        )
+        rows += every_five_minutes(
+            "proxy@x.edu",
+            "jupyter-proxy",
+            "worker-3",
+            datetime(2026, 7, 2, 10, tzinfo=UTC),
+            1,
+            gpu_count=2,
+            cpu_usage_cores=IDLE,
+        )
+        load_batch(conn, settings, rows)
+    dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *CYCLE_BUILD_ARGS)
+    yield settings
+    from tests.conftest import _drop_database
+
+    _drop_database(admin_database, database)
+
+
+def test_idle_gpu_time_counts_in_the_day_it_happened(gpu_built):
+    with psycopg.connect(**gpu_built.database.connect_kwargs()) as conn:
+        days = conn.execute(
+            "select day::text, hours, idle_gpu_hours, idle_signal from analytics.session_days"
+            " where user_email = 'night@x.edu' order by day"
+        ).fetchall()
+        session = conn.execute(
+            "select runtime_hours, gpu_idle_hours, idle_gpu_hours, idle_signal, avg_gpu_utilization, gpu_model_label"
+            " from analytics.user_sessions where user_email = 'night@x.edu'"
+        ).fetchone()
+    # 23:00-00:00 idle on 30 June, 00:00-02:00 on 1 July: not 1.5 each, as a share of the session's idle total.
+    assert days == [("2026-06-30", 4.0, 1.0, "gpu"), ("2026-07-01", 2.0, 2.0, "gpu")]
+    assert session[:4] == (6.0, 3.0, 3.0, "gpu") and session[5] == "NVIDIA A100-SXM4-80GB"
+    assert float(session[4]) == pytest.approx((36 * 0.9 + 37 * 0.01) / 73)
+
+
+def test_a_gpu_never_measured_is_idle_by_the_cpu_proxy_and_the_mart_says_so(gpu_built):
+    with psycopg.connect(**gpu_built.database.connect_kwargs()) as conn:
+        proxy = conn.execute(
+            "select idle_signal, idle_gpu_hours, gpu_idle_hours, gpu_model_label from analytics.user_sessions"
+            " where user_email = 'proxy@x.edu'"
+        ).fetchone()
+        by_model = dict(
+            conn.execute(
+                "select gpu_model, idle_gpu_hours_from_cpu_proxy from analytics.department_gpu_usage"
+            ).fetchall()
+        )
+    assert proxy == ("cpu", 1.0, None, "unknown")
+    assert by_model["unknown"] == 1.0 and by_model["NVIDIA A100-SXM4-80GB"] == 0
+
+
+def test_a_gpu_models_rate_applies_to_its_sessions(gpu_built):
+    with psycopg.connect(**gpu_built.database.connect_kwargs()) as conn:
+        costs = dict(
+            conn.execute(
+                "select u.user_email, c.cost from analytics.session_costs c join analytics.user_sessions u"
+                " using (session_id)"
+            ).fetchall()
+        )
+        uncosted = conn.execute("select max(uncosted_hours) from analytics.session_costs").fetchone()[0]
+    # example_cost_rates: H100 at 2.90 per GPU-hour from 2000 on; any model at 1.00 from July 2026.
+    assert costs["h100@x.edu"] == pytest.approx(2.90 * 1 + 0.5 * 0.025 + 1 * 0.003)
+    assert costs["proxy@x.edu"] == pytest.approx(2 * 1.00 + 0.5 * 0.025 + 1 * 0.003)
+    assert uncosted == 0  # fully costed sessions: 0, not null

@@ -100,6 +100,10 @@ select
     per_user.gpu_device_hours,
     per_user.idle_gpu_hours,
     per_user.cpu_efficiency,
+    per_user.gpu_efficiency,
+    {%- for class in gpu_model_classes() + ['other'] %}
+    per_user.gpu_hours_{{ class }},
+    {%- endfor %}
     per_user.total_sessions,
     per_user.applications_used,
     per_user.first_session,
