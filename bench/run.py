@@ -371,6 +371,51 @@ def gpu_use_per_collection(pods: int, repetitions: int) -> dict:
     return {"pods": pods, "queries": 3, "matched": len(found or {}), "seconds": statistics.median(runs)}
 
 
+def hub_view_per_collection(settings, users: int, servers: int, repetitions: int) -> dict:
+    """What reading a real JupyterHub of `users` users (`servers` of them with a running server, in 20 groups) adds
+    to a collection: its paginated REST reads, and the writes of the servers (and of the memberships when they
+    change) in the run's transaction. Skipped without the jupyterhub package."""
+    from loader.config import HubSettings
+    from loader.hub_source import read_hub
+    from stand_ins import jupyterhub
+
+    if not jupyterhub.available():
+        return {"skipped": jupyterhub.INSTALL_HINT}
+    names = [f"user{n}@bench.example.edu" for n in range(users)]
+    with jupyterhub.RealJupyterHub() as hub:
+        for first in range(0, users, 500):
+            hub.create_users(*names[first : first + 500])
+        for group in range(20):
+            hub.create_group(f"course-{group:02d}", *names[group::20])
+        for name in names[:servers]:
+            hub.api("POST", f"users/{name}/server")
+        hub_settings = HubSettings(api_url=hub.api_url, api_token=hub.reader_token)
+        reads, writes = [], []
+        with connect(settings.database, autocommit=True) as conn:
+            for repetition in range(repetitions + 1):
+                began = time.perf_counter()
+                snapshot = read_hub(hub_settings, datetime.now(UTC))
+                read = time.perf_counter() - began
+                run = RunRecord(kind=RunKind.COLLECT, started_at=datetime.now(UTC), cluster="bench-hub",
+                                observed_at=datetime.now(UTC))  # fmt: skip
+                began = time.perf_counter()
+                record_collection(conn, settings.raw_schema, run, [], hub=snapshot)
+                written = time.perf_counter() - began
+                if repetition:  # the first recorded every membership; later ones compare and write servers
+                    reads.append(read)
+                    writes.append(written)
+                else:
+                    first_write = written
+    return {
+        "users": users,
+        "servers": len(snapshot.servers),
+        "memberships": len(snapshot.memberships or ()),
+        "read_seconds": statistics.median(reads),
+        "write_seconds": statistics.median(writes),
+        "first_write_seconds": first_write,
+    }
+
+
 def graph_requests_for(users: int) -> dict:
     """Requests a users sync makes for `users` users: 5% need the mail look-up, 2% are unknown."""
     emails = [f"user{n}@bench.example.edu" for n in range(users)]
@@ -452,6 +497,7 @@ def main() -> None:
             results.append(figures)
     graph = graph_requests_for(1000)
     gpu = gpu_use_per_collection(args.pods, args.repetitions)
+    hub = hub_view_per_collection(settings, 2000, args.pods, args.repetitions)
 
     small, large = results
     eight_hours, one_hour, three_days = (
@@ -479,6 +525,7 @@ def main() -> None:
         },
         "users_sync": graph,
         "gpu_use_per_collection": gpu,
+        "hub_view_per_collection": hub,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -500,6 +547,7 @@ def table(report: dict) -> str:
                 f"{figures['user_sessions_sql']:.3f} s | {size['full_rebuild']:.1f} s | {size['check_tests']:.1f} s |"
             )
     ratios, graph, gpu = report["ratios"], report["users_sync"], report["gpu_use_per_collection"]
+    hub = report["hub_view_per_collection"]
     lines += [
         "",
         f"- user_sessions with 8-hour open sessions / predecessor refresh, largest size: "
@@ -514,6 +562,14 @@ def table(report: dict) -> str:
             f"{gpu['seconds']:.3f} s added per collection ({gpu['matched']} pods matched)"
             if "seconds" in gpu
             else f"- GPU use from Prometheus not measured: {gpu['skipped']}"
+        ),
+        (
+            f"- the hub's view from a real JupyterHub of {hub['users']:,} users ({hub['servers']} servers running,"
+            f" {hub['memberships']:,} group memberships): {hub['read_seconds']:.3f} s of REST reads and"
+            f" {hub['write_seconds']:.3f} s of writes added per collection ({hub['first_write_seconds']:.3f} s when"
+            " the memberships change)"
+            if "read_seconds" in hub
+            else f"- the hub's view not measured: {hub['skipped']}"
         ),
         "- targets met: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in report["targets"].items()),
         "- user_sessions reads new raw observations by: " + "; ".join(report["sizes"][-1]["raw_read_plan"][:2]),

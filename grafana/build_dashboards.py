@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from grafana import exposures
-from grafana.boards import applications, demographics, gpus, nodes, overview, user_detail, users
+from grafana.boards import activity, applications, demographics, gpus, nodes, overview, starts, user_detail, users
 from grafana.exposures import EXPOSURES, exposures_yaml, relations_read
 from grafana.panels import RELATION, dbt_references
 
@@ -22,6 +22,8 @@ BOARDS = {
     "applications": applications.board,
     "nodes": nodes.board,
     "gpus": gpus.board,
+    "starts": starts.board,
+    "activity": activity.board,
 }
 
 __all__ = ["EXPOSURES", "RELATION", "all_dashboards", "dbt_references", "exposures_yaml", "relations_read", "rendered"]

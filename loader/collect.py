@@ -17,16 +17,20 @@ from loader.config import CollectSettings, Settings
 from loader.db import connect
 from loader.errors import ConfigurationError, LoaderError, one_line_failure
 from loader.gpu import GpuUse, node_models, with_gpu_use
+from loader.hub_source import HubSource
 from loader.pods import (
     EARLIEST_TIME,
     FUTURE_TOLERANCE,
     Observation,
+    PendingPod,
     PodUse,
     Skip,
     UserSource,
+    is_not_running,
     is_running,
     matches_selector,
     observation_from_pod,
+    pending_from_pod,
     pod_use_from_metrics,
     with_measured_use,
 )
@@ -51,14 +55,19 @@ class CollectionResult:
     skip_reasons: dict[str, int]
     gpu_pods: int = 0
     gpu_pods_measured: int = 0
+    pending_pods: int = 0
+    hub_servers: int | None = None
+    hub_memberships_recorded: bool | None = None
 
     def summary(self) -> str:
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skip_reasons.items())) or "none"
         gpus = f", GPU use of {self.gpu_pods_measured} of {self.gpu_pods} GPU pods" if self.gpu_pods else ""
+        pending = f", {self.pending_pods} pods not running" if self.pending_pods else ""
+        hub = f", {self.hub_servers} hub servers" if self.hub_servers is not None else ""
         return (
             f"run {self.run_id} at {self.observed_at.isoformat()}: {self.pods_listed} pods listed, "
             f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
-            f"{gpus}"
+            f"{gpus}{pending}{hub}"
         )
 
     def document(self) -> dict[str, object]:
@@ -73,6 +82,9 @@ class CollectionResult:
             "skipped": dict(sorted(self.skip_reasons.items())),
             "gpu_pods": self.gpu_pods,
             "gpu_pods_measured": self.gpu_pods_measured,
+            "pending_pods": self.pending_pods,
+            "hub_servers": self.hub_servers,
+            "hub_memberships_recorded": self.hub_memberships_recorded,
         }
 
 
@@ -101,14 +113,19 @@ def parse_user_sources(texts: Iterable[str], setting: str = "--user-from or COLL
 
 
 def pods_from_document(document: Any, selector: str, origin: str = "pod list") -> list[dict[str, Any]]:
-    """The running pods matching `selector` in `kubectl get pods -o json` output (a List, or one Pod)."""
+    """The pods matching `selector` that run or are starting (or failed to) in `kubectl get pods -o json` output (a
+    List, or one Pod)."""
     if isinstance(document, dict) and isinstance(document.get("items"), list):
         items = document["items"]
     elif isinstance(document, dict) and document.get("kind") == "Pod":
         items = [document]
     else:
         raise LoaderError(f"{origin} holds no `items` list; pass `kubectl get pods -o json` output")
-    return [pod for pod in items if not isinstance(pod, dict) or (is_running(pod) and matches_selector(pod, selector))]
+    return [
+        pod
+        for pod in items
+        if not isinstance(pod, dict) or ((is_running(pod) or is_not_running(pod)) and matches_selector(pod, selector))
+    ]
 
 
 def pods_from_file(path: Path, selector: str) -> PodSource:
@@ -169,6 +186,34 @@ class Sources:
     metrics: MetricsSource | None = None
     gpu_use: GpuUseSource | None = None
     node_models: NodeModelsSource | None = None
+    hub: HubSource | None = None
+
+
+def build_pending(
+    pods: list[dict[str, Any]], settings: CollectSettings, observed_at: datetime
+) -> tuple[list[PendingPod], Counter[str]]:
+    """The pending_pods rows of the pods not running; skips counted by reason (`pending_` prefixed)."""
+    sources = parse_user_sources(settings.user_sources)
+    rows: list[PendingPod] = []
+    skipped: Counter[str] = Counter()
+    seen: set[tuple[str | None, str | None, str]] = set()
+    for pod in pods:
+        outcome = pending_from_pod(
+            pod,
+            observed_at=observed_at,
+            user_sources=sources,
+            email_domain=settings.email_domain,
+            cluster=settings.cluster,
+        )
+        if isinstance(outcome, PendingPod) and (outcome.cluster, outcome.namespace, outcome.pod_name) not in seen:
+            seen.add((outcome.cluster, outcome.namespace, outcome.pod_name))
+            rows.append(outcome)
+            continue
+        if isinstance(outcome, PendingPod):
+            outcome = Skip(f"{outcome.namespace}/{outcome.pod_name}", "duplicate_pod", "listed twice in one run")
+        skipped[f"pending_{outcome.reason}"] += 1
+        log.warning("skipped pod %s (not running): %s (%s)", outcome.pod, outcome.reason, outcome.detail)
+    return rows, skipped
 
 
 def collect(
@@ -258,11 +303,18 @@ def collect_into(
     )
     try:
         pods = pod_source()
-        run.pods_listed = len(pods)
-        rows, skipped = build_rows(pods, settings.collect, observed_at, optional("measured use", sources.metrics))
+        waiting = [pod for pod in pods if isinstance(pod, dict) and is_not_running(pod)]
+        running = [pod for pod in pods if not (isinstance(pod, dict) and is_not_running(pod))]
+        run.pods_listed = len(running)
+        rows, skipped = build_rows(running, settings.collect, observed_at, optional("measured use", sources.metrics))
         rows, gpu_pods, gpu_pods_measured = with_gpus(rows, observed_at, sources)
-        run.skip_reasons = dict(skipped)
-        run_id = record_collection(conn, settings.raw_schema, run, rows)
+        pending, pending_skipped = build_pending(waiting, settings.collect, observed_at)
+        hub = optional("view of the hub", sources.hub)
+        if hub is not None:
+            for reason, count in sorted(hub.skipped.items()):
+                log.warning("skipped %d %s", count, reason)
+        run.skip_reasons = dict(skipped + pending_skipped)
+        run_id = record_collection(conn, settings.raw_schema, run, rows, pending, hub)
     except Exception as error:  # every run that starts leaves a run record, whatever ended it
         if isinstance(error, LoaderError):
             message = str(error)
@@ -285,6 +337,9 @@ def collect_into(
         skip_reasons=dict(run.skip_reasons),
         gpu_pods=gpu_pods,
         gpu_pods_measured=gpu_pods_measured,
+        pending_pods=run.pending_pods_recorded,
+        hub_servers=run.hub_servers_listed,
+        hub_memberships_recorded=run.hub_memberships_recorded,
     )
 
 

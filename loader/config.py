@@ -297,6 +297,24 @@ SETTINGS: tuple[Setting, ...] = (
         _seconds,
     ),
     Setting(
+        "HUB_API_URL",
+        "",
+        "JupyterHub's API, as its JUPYTERHUB_API_URL (e.g. http://hub:8081/hub/api); empty: the hub is not read.",
+        "JupyterHub",
+        "hub.api_url",
+        _optional_url,
+    ),
+    Setting(
+        "HUB_API_TOKEN",
+        "",
+        "A hub token with list:users, read:users, read:users:activity, read:servers, list:groups, read:groups.",
+        "JupyterHub",
+        "hub.api_token",
+        _optional,
+        secret=True,
+    ),
+    Setting("HUB_TIMEOUT", "10", "Seconds per hub API request.", "JupyterHub", "hub.timeout_seconds", _seconds),
+    Setting(
         "ACCESS_TOKEN",
         "",
         "A ready Microsoft Graph token (else the app registration below).",
@@ -466,6 +484,13 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True)
+class HubSettings:
+    api_url: str | None = declared_default("hub.api_url")
+    api_token: str | None = field(default=declared_default("hub.api_token"), repr=False)
+    timeout_seconds: float = declared_default("hub.timeout_seconds")
+
+
+@dataclass(frozen=True)
 class GraphSettings:
     base_url: str = declared_default("graph.base_url")
     authority_host: str = declared_default("graph.authority_host")
@@ -484,6 +509,7 @@ class Settings:
     collect: CollectSettings = CollectSettings()
     graph: GraphSettings = GraphSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    hub: HubSettings = HubSettings()
     export_hmac_key: str | None = field(default=declared_default("export_hmac_key"), repr=False)
     readonly_role: str = declared_default("readonly_role")
     readonly_password: str = field(default=declared_default("readonly_password"), repr=False)
@@ -554,7 +580,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = {**_dotenv(), **(os.environ if environ is None else environ)}
     for warning in unknown_variable_warnings(set(env)):
         log.warning(warning)
-    values: dict[str, dict[str, Any]] = {"": {}, "database": {}, "collect": {}, "graph": {}, "prometheus": {}}
+    values: dict[str, dict[str, Any]] = {
+        "": {},
+        "database": {},
+        "collect": {},
+        "graph": {},
+        "prometheus": {},
+        "hub": {},
+    }
     rules = []
     for setting in SETTINGS:
         text = env.get(setting.name) or setting.default
@@ -569,6 +602,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         collect=CollectSettings(**values["collect"]),
         graph=GraphSettings(**values["graph"]),
         prometheus=PrometheusSettings(**values["prometheus"]),
+        hub=HubSettings(**values["hub"]),
         rules=tuple(rules),
         **values[""],
     )

@@ -23,11 +23,19 @@ from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
 from loader.export import export_departments, export_usage
 from loader.gpu import gpu_use_by_pod
+from loader.hub_source import snapshot_from_answers
 from loader.migrate import migrate
 from loader.pods import PodUse, pod_use_from_metrics
 from loader.prometheus_source import GpuUseSource
 from loader.raw_store import write_directory_entries
-from loader.synthetic import dcgm_answers, directory_entries, metrics_document, snapshots, synthetic_users
+from loader.synthetic import (
+    dcgm_answers,
+    directory_entries,
+    hub_answers,
+    metrics_document,
+    snapshots,
+    synthetic_users,
+)
 
 LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
@@ -101,19 +109,22 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
         # consistency) and makes the demo several times faster.
         conn.execute("set synchronous_commit to off")
         conn.commit()
+        people = synthetic_users(users, seed)
         for moment, document in snapshots(users, days, seed, end):
             use, _ = pod_use_from_metrics(metrics_document(document, moment))
+            hub = functools.partial(snapshot_from_answers, hub_answers(document, moment, people), moment)
             result = collect_into(
                 conn,
                 settings,
                 functools.partial(pods_from_document, document, settings.collect.selector),
                 observed_at=moment,
-                sources=Sources(metrics=_reported(use), gpu_use=_dcgm(document, moment)),
+                sources=Sources(metrics=_reported(use), gpu_use=_dcgm(document, moment), hub=hub),
             )
             totals["collections"] += 1
             totals["pods_listed"] += result.pods_listed
             totals["rows_recorded"] += result.rows_recorded
             totals["rows_already_recorded"] += result.rows_already_recorded
+            totals["pending_pods"] += result.pending_pods
             for reason, count in result.skip_reasons.items():
                 totals[f"skipped_{reason}"] += count
     return dict(totals)
@@ -148,7 +159,8 @@ def _run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     skipped = ", ".join(f"{key[8:]} {value}" for key, value in sorted(totals.items()) if key.startswith("skipped_"))
     typer.echo(
         f"loaded {totals['collections']} collections from {(end - timedelta(days=days)).date()} to {end.date()}: "
-        f"{totals['pods_listed']} running pods listed, {totals['rows_recorded']} rows recorded, "
+        f"{totals['pods_listed']} running pods listed, {totals['pending_pods']} pods not running recorded, "
+        f"{totals['rows_recorded']} rows recorded, "
         f"{totals['rows_already_recorded']} already recorded, skipped: {skipped or 'none'}"
     )
     with connect(settings.database) as conn:

@@ -22,7 +22,8 @@ from loader.pods import PodUse, pod_use_from_metrics
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-RUNNING_ONLY = "status.phase=Running"
+# Pods that run, are starting, or failed to start (spec 3.6): every phase but finished ones.
+NOT_FINISHED = "status.phase!=Succeeded"
 
 
 def api_client(request_timeout: float) -> client.ApiClient:
@@ -50,7 +51,7 @@ def api_client(request_timeout: float) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def list_running_pods(
+def list_pods(
     api: client.ApiClient,
     *,
     namespaces: tuple[str, ...],
@@ -182,7 +183,7 @@ def _list_page(
 ):
     kwargs: dict[str, Any] = {
         "label_selector": selector,
-        "field_selector": RUNNING_ONLY,
+        "field_selector": NOT_FINISHED,
         "limit": PAGE_SIZE,
         "_request_timeout": timeout,
         "_preload_content": False,

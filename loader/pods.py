@@ -34,6 +34,8 @@ MAX_TEXT = {
     "server_name": 255,
     "person": 512,
     "gpu_model": 128,
+    "reason": 128,
+    "hub_name": 255,
 }
 MAX_GPUS = 1024
 MAX_CPU_CORES = Decimal(100_000)
@@ -73,8 +75,29 @@ class Observation:
     gpu_utilization: Decimal | None = None
     gpu_memory_used_bytes: int | None = None
     gpu_model: str | None = None
+    # The pod's start (spec 3.6): created, scheduled (condition PodScheduled), ready (condition Ready).
+    pod_created_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    ready_at: datetime | None = None
     # Not a column of container_observations: collection keeps users.user_id current with it.
     hub_username: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class PendingPod:
+    """One row of pending_pods: a single-user pod not running at a collection, and why (without the run id)."""
+
+    timestamp: datetime
+    cluster: str | None
+    namespace: str | None
+    pod_name: str
+    pod_uid: str | None
+    user_email: str
+    container_image: str | None
+    node_name: str | None
+    age_seconds: int
+    phase: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -313,9 +336,122 @@ def pod_label(pod: Any) -> str:
     return "/".join((part or "?").encode("ascii", "backslashreplace").decode()[:100] for part in shown)
 
 
-def is_running(pod: Any) -> bool:
+def phase_of(pod: Any) -> str | None:
     status = pod.get("status") if isinstance(pod, Mapping) else None
-    return isinstance(status, Mapping) and status.get("phase") == "Running"
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    return phase if isinstance(phase, str) else None
+
+
+def is_running(pod: Any) -> bool:
+    return phase_of(pod) == "Running"
+
+
+# The phases of a start that has not (yet) succeeded (spec 3.6).
+NOT_RUNNING_PHASES = ("Pending", "Failed")
+
+
+def is_not_running(pod: Any) -> bool:
+    return phase_of(pod) in NOT_RUNNING_PHASES
+
+
+def condition_time(status: Mapping[str, Any], kind: str, observed_at: datetime) -> datetime | None:
+    """When the pod's condition `kind` last became True (its lastTransitionTime), else None."""
+    for index, condition in enumerate(_sequence(status.get("conditions"), "status.conditions")):
+        condition = _mapping(condition, f"status.conditions[{index}]")
+        if condition.get("type") == kind and condition.get("status") == "True":
+            where = f"status.conditions[{kind}].lastTransitionTime"
+            moment = parse_timestamp(condition.get("lastTransitionTime"), where)
+            if moment is not None and not EARLIEST_TIME <= moment <= observed_at + FUTURE_TOLERANCE:
+                raise Malformed(where, f"{moment.isoformat()} is outside {EARLIEST_TIME.year} to the collection time")
+            return moment
+    return None
+
+
+def waiting_reason(pod: Pod) -> str | None:
+    """Why a pod waits (spec 3.6): not scheduled (the PodScheduled condition's reason, e.g. Unschedulable), else a
+    failed pod's own reason (Evicted, DeadlineExceeded), else its notebook container's state.waiting.reason
+    (ErrImagePull, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError, ContainerCreating) unless that
+    only says it waits for the init containers (PodInitializing): then an init container's (a CrashLoopBackOff of
+    z2jh's init containers), else PodInitializing. A failed pod's terminated container gives its reason (OOMKilled,
+    Error)."""
+    status = _mapping(pod.get("status"), "status")
+    for index, condition in enumerate(_sequence(status.get("conditions"), "status.conditions")):
+        condition = _mapping(condition, f"status.conditions[{index}]")
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return _reason(condition.get("reason"), "status.conditions[PodScheduled].reason") or "NotScheduled"
+    if phase_of(pod) == "Failed" and status.get("reason") is not None:
+        return _reason(status.get("reason"), "status.reason")
+    container = notebook_container(pod)
+    name = container.get("name") if container else None
+    waiting_for_init: str | None = None
+    for section in ("containerStatuses", "initContainerStatuses"):
+        for index, entry in enumerate(_sequence(status.get(section), f"status.{section}")):
+            entry = _mapping(entry, f"status.{section}[{index}]")
+            if section == "containerStatuses" and name is not None and entry.get("name") != name:
+                continue
+            state = _mapping(entry.get("state"), f"status.{section}[{index}].state")
+            for kind in ("waiting", "terminated"):
+                reason = _reason(
+                    _mapping(state.get(kind), f"state.{kind}").get("reason"),
+                    f"status.{section}[{index}].state.{kind}.reason",
+                )
+                if reason is None or not (kind == "waiting" or phase_of(pod) == "Failed"):
+                    continue
+                if reason == "PodInitializing":
+                    waiting_for_init = reason
+                elif not (kind == "terminated" and reason == "Completed"):  # an init container that finished
+                    return reason
+    return waiting_for_init
+
+
+def _reason(value: Any, where: str) -> str | None:
+    return None if value is None else clean_text(value, where, "reason").strip() or None
+
+
+def pending_from_pod(
+    pod: Any,
+    *,
+    observed_at: datetime,
+    user_sources: Iterable[UserSource],
+    email_domain: str | None = None,
+    cluster: str | None = None,
+) -> PendingPod | Skip:
+    """The pending_pods row for a pod in phase Pending or Failed, or why it cannot be recorded."""
+    label = pod_label(pod)
+    if not isinstance(pod, Mapping):
+        return Skip(label, "malformed", f"pod: expected an object, got {type(pod).__name__}")
+    try:
+        metadata = _mapping(pod.get("metadata"), "metadata")
+        spec = _mapping(pod.get("spec"), "spec")
+        pod_name = metadata.get("name")
+        if not pod_name:
+            return Skip(label, "malformed", "metadata.name: missing")
+        container = notebook_container(pod)
+        user_email = resolve_identity(pod, container, list(user_sources), email_domain)
+        if not user_email:
+            return Skip(label, "no_identity", "no user found in any configured source")
+        created_at = parse_timestamp(metadata.get("creationTimestamp"), "metadata.creationTimestamp")
+        if created_at is None or not EARLIEST_TIME <= created_at <= observed_at + FUTURE_TOLERANCE:
+            return Skip(label, "malformed", "metadata.creationTimestamp: missing or outside the collection's time")
+        image = container.get("image") if container else None
+        node_name = spec.get("nodeName") or None
+        return PendingPod(
+            timestamp=observed_at,
+            cluster=cluster,
+            namespace=_optional_text(metadata.get("namespace"), "metadata.namespace", "namespace"),
+            pod_name=clean_text(pod_name, "metadata.name", "name"),
+            pod_uid=_optional_text(metadata.get("uid"), "metadata.uid", "uid"),
+            user_email=user_email,
+            container_image=_optional_text(image or None, "image", "image"),
+            node_name=_optional_text(node_name, "spec.nodeName", "name"),
+            age_seconds=min(MAX_AGE_SECONDS, max(0, int((observed_at - created_at).total_seconds()))),
+            phase=clean_text(phase_of(pod) or "", "status.phase", "reason"),
+            reason=waiting_reason(pod),
+        )
+    except Malformed as problem:
+        return Skip(label, "malformed", str(problem))
+    except RecursionError:
+        return Skip(label, "malformed", "pod: nested too deeply")
 
 
 def observation_from_pod(
@@ -402,6 +538,9 @@ def _observation(
         cpu_request=parse_cpu(requests.get("cpu"), "resources.requests.cpu"),
         memory_request_bytes=parse_memory(requests.get("memory"), "resources.requests.memory"),
         pod_started_at=started_at,
+        pod_created_at=created_at,
+        scheduled_at=condition_time(status, "PodScheduled", observed_at),
+        ready_at=condition_time(status, "Ready", observed_at),
         hub_username=username,
     )
 

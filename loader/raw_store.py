@@ -13,7 +13,8 @@ from psycopg import sql
 
 from loader.db import scalar
 from loader.graph_source import DirectoryEntry
-from loader.pods import Observation
+from loader.hub_source import HubSnapshot
+from loader.pods import Observation, PendingPod
 
 OBSERVATION_COLUMNS = [f.name for f in fields(Observation) if f.name != "hub_username"]
 
@@ -43,6 +44,11 @@ class RunRecord:
     rows_already_recorded: int = 0
     skip_reasons: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    pending_pods_recorded: int = 0
+    # The hub's view (spec 3.7): None where the hub was not read.
+    hub_servers_listed: int | None = None
+    hub_groups_listed: int | None = None
+    hub_memberships_recorded: bool | None = None
 
     @property
     def pods_skipped(self) -> int:
@@ -62,6 +68,10 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
         "pods_skipped": run.pods_skipped,
         "skip_reasons": json.dumps(dict(run.skip_reasons), sort_keys=True),
         "error": run.error,
+        "pending_pods_recorded": run.pending_pods_recorded,
+        "hub_servers_listed": run.hub_servers_listed,
+        "hub_groups_listed": run.hub_groups_listed,
+        "hub_memberships_recorded": run.hub_memberships_recorded,
     }
     if run_id is not None:
         values = {"id": run_id, **values}
@@ -77,9 +87,15 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
 
 
 def record_collection(
-    conn: psycopg.Connection, schema: str, run: RunRecord, observations: Iterable[Observation]
+    conn: psycopg.Connection,
+    schema: str,
+    run: RunRecord,
+    observations: Iterable[Observation],
+    pending: Iterable[PendingPod] = (),
+    hub: HubSnapshot | None = None,
 ) -> int:
-    """Writes the observations, the users they show and the run record, in one transaction.
+    """Writes the observations, the users they show, the pods not running, the hub's view and the run record, in one
+    transaction.
 
     An observation goes to container_observations unless a pod of another cluster or namespace
     already holds its (user_email, pod_name, timestamp) there; then to container_observations_overflow.
@@ -112,6 +128,9 @@ def record_collection(
             for table in ("container_observations", "container_observations_overflow"):
                 inserted += conn.execute(insert_statement(schema, table, run_id, min(times), max(times))).rowcount
         _keep_users_current(conn, schema_id, observations)
+        run.pending_pods_recorded = _record_pending(conn, schema_id, run_id, pending)
+        if hub is not None:
+            _record_hub(conn, schema_id, run, run_id, hub)
         run.rows_recorded = inserted
         run.rows_already_recorded = len(observations) - inserted
         _insert_run(conn, schema, run, "succeeded", run_id)
@@ -147,6 +166,75 @@ def insert_statement(schema: str, table: str, run_id: int, earliest: datetime, l
         " order by incoming.cluster nulls first, incoming.namespace nulls first"
         " on conflict do nothing"
     ).format(schema_id, sql.Identifier(table), columns, columns, sql.Literal(run_id), unclaimed)
+
+
+PENDING_COLUMNS = [f.name for f in fields(PendingPod)]
+
+
+def _record_pending(
+    conn: psycopg.Connection, schema_id: sql.Identifier, run_id: int, pending: Iterable[PendingPod]
+) -> int:
+    rows = [[getattr(pod, name) for name in PENDING_COLUMNS] + [run_id] for pod in pending]
+    if not rows:
+        return 0
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL("insert into {}.pending_pods ({}, collector_run_id) values ({}) on conflict do nothing").format(
+                schema_id,
+                sql.SQL(", ").join(map(sql.Identifier, PENDING_COLUMNS)),
+                sql.SQL(", ").join(sql.Placeholder() * (len(PENDING_COLUMNS) + 1)),
+            ),
+            rows,
+        )
+    return len(rows)
+
+
+def _record_hub(
+    conn: psycopg.Connection, schema_id: sql.Identifier, run: RunRecord, run_id: int, hub: HubSnapshot
+) -> None:
+    """The hub's servers, and its group memberships where they differ from the last ones recorded (the whole set,
+    with the run marked as recording it: an empty set is a record too)."""
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL(
+                "insert into {}.hub_servers (collector_run_id, user_name, server_name, last_activity, started, pending,"
+                " ready) values (%s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
+            ).format(schema_id),
+            [(run_id, s.user_name, s.server_name, s.last_activity, s.started, s.pending, s.ready) for s in hub.servers],
+        )
+    run.hub_servers_listed = len(hub.servers)
+    run.hub_groups_listed = hub.groups_listed
+    if hub.memberships is None:
+        return
+    last = conn.execute(
+        # Each hub (cluster) has its own groups: compare with the last set this cluster recorded.
+        sql.SQL(
+            "select max(id) from {0}.collector_runs where hub_memberships_recorded and cluster is not distinct from %s"
+        ).format(schema_id),
+        (run.cluster,),
+    ).fetchone()
+    last_run = last[0] if last else None
+    recorded = (
+        set(
+            conn.execute(
+                sql.SQL("select group_name, user_name from {}.hub_group_members where collector_run_id = %s").format(
+                    schema_id
+                ),
+                (last_run,),
+            ).fetchall()
+        )
+        if last_run is not None
+        else None
+    )
+    run.hub_memberships_recorded = recorded != hub.memberships
+    if run.hub_memberships_recorded:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                sql.SQL(
+                    "insert into {}.hub_group_members (collector_run_id, group_name, user_name) values (%s, %s, %s)"
+                ).format(schema_id),
+                [(run_id, group, user) for group, user in sorted(hub.memberships)],
+            )
 
 
 def _keep_users_current(conn: psycopg.Connection, schema_id: sql.Identifier, observations: list[Observation]) -> None:

@@ -11,13 +11,14 @@ import random
 import string
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loader.graph_source import DirectoryEntry
 
 STEP = timedelta(minutes=5)
+WAITING_AT_THE_END = timedelta(minutes=25)
 NAMESPACE = "jhub"
 # Some nodes say what they are, some do not (a cloud node pool): GPU or CPU time follows the pod's request.
 GPU_NODES = ["gpu-a100-01", "gpu-a100-02", "gpu-v100-01", "gke-gpu-pool-7f3a", "worker-gpu-2"]
@@ -112,6 +113,22 @@ class SyntheticPod:
     gpus: int
     created_at: datetime
     ends_at: datetime
+    # When Kubernetes bound the pod to a node and when it became ready (None: at creation), and why a start that
+    # never runs waits (None: it runs from ready_at).
+    scheduled_at: datetime | None = None
+    ready_at: datetime | None = None
+    fails: str | None = None
+
+
+# Why the demo's failed starts wait, and how often (a typo in an image tag, no GPU free, a crashing init container,
+# a missing secret).
+FAILURES = [
+    ("ImagePullBackOff", 0.45),
+    ("Unschedulable", 0.25),
+    ("CrashLoopBackOff", 0.15),
+    ("CreateContainerConfigError", 0.15),
+]
+FAILED_START_SHARE = 0.05
 
 
 def _ascii(text: str) -> str:
@@ -198,21 +215,59 @@ def make_pods(users: list[SyntheticUser], start: datetime, end: datetime, rng: r
                     middle = begin + (finish - begin) / 2
                     segments = [(begin, middle), (middle + timedelta(minutes=10), finish)]
                 for segment_start, segment_end in segments:
-                    pods.append(
-                        SyntheticPod(
-                            user=user,
-                            pod_name=_pod_name(user, server_name),
-                            server_name=server_name,
-                            uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                            node_name=node,
-                            image=f"{image_name}:{version}" if version != "latest" else image_name,
-                            gpus=(2 if rng.random() < 0.15 else 1) if gpu else 0,
-                            created_at=segment_start - timedelta(seconds=rng.randint(20, 90)),
-                            ends_at=segment_end,
-                        )
+                    pod = SyntheticPod(
+                        user=user,
+                        pod_name=_pod_name(user, server_name),
+                        server_name=server_name,
+                        uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        node_name=node,
+                        image=f"{image_name}:{version}" if version != "latest" else image_name,
+                        gpus=(2 if rng.random() < 0.15 else 1) if gpu else 0,
+                        created_at=segment_start - timedelta(seconds=rng.randint(20, 90)),
+                        ends_at=segment_end,
                     )
+                    pods.append(_with_start(pod, segment_start))
+                    if _draw(pod.uid, "failed start") < FAILED_START_SHARE:
+                        pods.append(_failed_attempt(pod, segment_start))
     pods.sort(key=lambda pod: pod.created_at)
     return _without_overlaps(pods)
+
+
+def _with_start(pod: SyntheticPod, first_collection: datetime) -> SyntheticPod:
+    """The pod's start: a node at once and the image in under a minute, except a third of GPU pods, which wait for
+    a node and pull a large image for 2 to 9 minutes (seen pending at a collection or two). Ready before the
+    collection that first sees it running."""
+    ready = first_collection - timedelta(seconds=5 + int(10 * _draw(pod.uid, "ready")))
+    created = pod.created_at
+    if pod.gpus and _draw(pod.uid, "slow start") < 0.33:
+        created = first_collection - timedelta(seconds=120 + int(420 * _draw(pod.uid, "pull")))
+        scheduled = created + (ready - created) * (0.2 + 0.5 * _draw(pod.uid, "node"))
+    else:
+        scheduled = created + timedelta(seconds=1 + int(3 * _draw(pod.uid, "node")))
+    return replace(pod, created_at=created, scheduled_at=min(scheduled, ready), ready_at=ready)
+
+
+def _failed_attempt(pod: SyntheticPod, first_collection: datetime) -> SyntheticPod:
+    """A start that did not succeed before this pod's: pending 10 to 25 minutes, then gone (the spawn timed out)."""
+    draw, reason = _draw(pod.uid, "failure"), FAILURES[-1][0]
+    for name, share in FAILURES:
+        if draw < share:
+            reason = name
+            break
+        draw -= share
+    if reason == "Unschedulable" and not pod.gpus:
+        reason = "ImagePullBackOff"
+    created = first_collection - timedelta(minutes=30) + timedelta(seconds=int(300 * _draw(pod.uid, "attempt")))
+    return replace(
+        pod,
+        uid=str(uuid.UUID(bytes=hashlib.sha256(f"{pod.uid}/attempt".encode()).digest()[:16], version=4)),
+        image=pod.image.rsplit(":", 1)[0] + ":2026-13-01" if reason == "ImagePullBackOff" else pod.image,
+        created_at=created,
+        ends_at=first_collection - timedelta(minutes=10),
+        scheduled_at=None,
+        ready_at=None,
+        fails=reason,
+    )
 
 
 def _without_overlaps(pods: list[SyntheticPod]) -> list[SyntheticPod]:
@@ -231,7 +286,9 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pod_document(pod: SyntheticPod) -> dict[str, Any]:
+def pod_document(pod: SyntheticPod, moment: datetime | None = None) -> dict[str, Any]:
+    """The pod as `kubectl get pod -o json` shows it at `moment` (running, with its conditions, once ready; before
+    that, or for a failed start, pending and why)."""
     user = pod.user
     labels = {
         "app": "jupyterhub",
@@ -259,6 +316,15 @@ def pod_document(pod: SyntheticPod) -> dict[str, Any]:
     if pod.gpus:
         resources["limits"]["nvidia.com/gpu"] = str(pod.gpus)
         resources["requests"]["nvidia.com/gpu"] = str(pod.gpus)
+    status = _status(pod, moment)
+    spec: dict[str, Any] = {
+        "containers": [
+            {"name": "notebook", "image": pod.image, "env": env, "resources": resources},
+            {"name": "sidecar-proxy", "image": "ghcr.io/example-univ/proxy:1.0"},
+        ],
+    }
+    if status["phase"] == "Running" or status.get("startTime"):  # bound to a node
+        spec = {"nodeName": pod.node_name, **spec}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -270,15 +336,65 @@ def pod_document(pod: SyntheticPod) -> dict[str, Any]:
             "labels": labels,
             "annotations": annotations,
         },
-        "spec": {
-            "nodeName": pod.node_name,
-            "containers": [
-                {"name": "notebook", "image": pod.image, "env": env, "resources": resources},
-                {"name": "sidecar-proxy", "image": "ghcr.io/example-univ/proxy:1.0"},
-            ],
-        },
-        "status": {"phase": "Running", "startTime": _iso(pod.created_at + timedelta(seconds=8))},
+        "spec": spec,
+        "status": status,
     }
+
+
+def _status(pod: SyntheticPod, moment: datetime | None) -> dict[str, Any]:
+    """Kubernetes' pod status: conditions with their transition times, the notebook container's state."""
+    scheduled = pod.scheduled_at or pod.created_at + timedelta(seconds=2)
+    ready = pod.ready_at or pod.created_at + timedelta(seconds=8)
+    if pod.fails is None and (moment is None or moment >= ready):
+        return {
+            "phase": "Running",
+            "startTime": _iso(scheduled),
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": _iso(scheduled)},
+                {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": _iso(ready)},
+                {"type": "ContainersReady", "status": "True", "lastProbeTime": None, "lastTransitionTime": _iso(ready)},
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _iso(scheduled),
+                },
+            ],
+        }
+    reason = pod.fails or ("Unschedulable" if moment is not None and moment < scheduled else "ContainerCreating")
+    if reason == "Unschedulable":
+        return {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _iso(pod.created_at),
+                }
+            ],
+        }
+    waiting = {"reason": reason}
+    if reason == "ImagePullBackOff":
+        waiting["message"] = f'Back-off pulling image "{pod.image}"'
+    notebook = {"name": "notebook", "image": pod.image, "ready": False, "restartCount": 0}
+    status: dict[str, Any] = {
+        "phase": "Pending",
+        "startTime": _iso(scheduled),
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": _iso(scheduled)},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": _iso(scheduled)},
+        ],
+        "containerStatuses": [{**notebook, "state": {"waiting": waiting}}],
+    }
+    if reason == "CrashLoopBackOff":  # z2jh's init container, crashing: the notebook waits for it
+        status["containerStatuses"][0]["state"] = {"waiting": {"reason": "PodInitializing"}}
+        status["initContainerStatuses"] = [
+            {"name": "block-cloud-metadata", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+        ]
+    return status
 
 
 def _pending_pod(moment: datetime) -> dict[str, Any]:
@@ -298,6 +414,20 @@ def snapshots(users: int, days: int, seed: int, end: datetime) -> Iterator[tuple
     start = end - timedelta(days=days)
     people = make_users(users, rng)
     pods = make_pods(people, start, end, rng)
+    # Someone is waiting for a GPU at the end: what "servers waiting now" shows after the demo.
+    someone = next((person for person in people if person.pod_shape == "ks7"), people[0])
+    waiting = SyntheticPod(
+        user=someone,
+        pod_name=_pod_name(someone, "gpu-lab"),
+        server_name="gpu-lab",
+        uid=str(uuid.UUID(bytes=hashlib.sha256(f"{seed}/waiting".encode()).digest()[:16], version=4)),
+        node_name=GPU_NODES[0],
+        image=f"{IMAGES[3][0]}:{IMAGES[3][1][-1]}",
+        gpus=4,
+        created_at=end - WAITING_AT_THE_END - timedelta(seconds=40),
+        ends_at=end + STEP,
+        fails="Unschedulable",
+    )
     active: list[SyntheticPod] = []
     index = 0
     moment = start
@@ -306,9 +436,11 @@ def snapshots(users: int, days: int, seed: int, end: datetime) -> Iterator[tuple
             active.append(pods[index])
             index += 1
         active = [pod for pod in active if pod.ends_at > moment]
-        items = [pod_document(pod) for pod in active]
+        items = [pod_document(pod, moment) for pod in active]
         if moment.hour == 15 and moment.minute == 0:
             items.append(_pending_pod(moment))
+        if end - moment <= WAITING_AT_THE_END:
+            items.append(pod_document(waiting, moment))
         yield moment, {"apiVersion": "v1", "kind": "List", "items": items}
         moment += STEP
 
@@ -462,3 +594,82 @@ def dcgm_answers(pods: dict[str, Any], moment: datetime) -> dict[str, Any]:
         metric: {"status": "success", "data": {"resultType": "vector", "result": series}}
         for metric, series in results.items()
     }
+
+
+# The hub's groups: two courses, a lab and a research group; a user is in at most one, so per group figures add up to
+# the department totals. Hub usernames are the users' emails (as the pods' annotations say).
+HUB_GROUPS = [("cs101", 0.30), ("stat200", 0.15), ("phys-lab", 0.10), ("ml-research", 0.15)]
+
+
+def hub_group_of(user: SyntheticUser) -> str | None:
+    draw = _draw(user.email, "group")
+    for name, share in HUB_GROUPS:
+        if draw < share:
+            return name
+        draw -= share
+    return None
+
+
+def _last_activity(uid: str, engaged: float, since: datetime, moment: datetime) -> datetime:
+    """When the hub last heard of activity on the server at `moment`: within the latest 5-minute stretch in which the
+    user worked (each stretch drawn with probability `engaged`), else when the server started."""
+    stretch_end = moment
+    for _ in range(288):
+        if stretch_end <= since:
+            break
+        if _draw(uid, "active", stretch_end.isoformat()) < engaged:
+            return max(since, stretch_end - STEP * _draw(uid, "when", stretch_end.isoformat()))
+        stretch_end -= STEP
+    return since
+
+
+def hub_answers(pods: dict[str, Any], moment: datetime, people: list[SyntheticUser]) -> dict[str, Any]:
+    """What the hub's REST API answers at `moment` (GET /hub/api/users?state=active and GET /hub/api/groups, as
+    JupyterHub 5+ pages them): a server per pod with its activity (idle notebooks barely touched, the others used
+    in 35-95% of the stretches), and the groups."""
+    users: dict[str, dict[str, Any]] = {}
+    for pod in pods["items"]:
+        notebook = pod["spec"]["containers"][0]
+        prefix = next((e["value"] for e in notebook.get("env", []) if e["name"] == "JUPYTERHUB_SERVICE_PREFIX"), None)
+        if prefix is None:
+            continue
+        name, server_name = prefix.split("/")[2], pod["metadata"]["annotations"]["hub.jupyter.org/servername"]
+        uid, status = pod["metadata"]["uid"], pod["status"]
+        running = status["phase"] == "Running"
+        gpu = "nvidia.com/gpu" in notebook["resources"]["limits"]
+        created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        ready = next(
+            (c["lastTransitionTime"] for c in status.get("conditions", []) if c["type"] == "Ready" and running), None
+        )
+        since = datetime.fromisoformat(ready.replace("Z", "+00:00")) if ready else created
+        idle = _draw(uid, "idle") < (0.33 if gpu else 0.2)  # as metrics_document has it
+        engaged = 0.03 if idle else 0.35 + 0.6 * _draw(uid, "engaged")
+        last = _last_activity(uid, engaged, since, moment) if running else created
+        user = users.setdefault(name, {"kind": "user", "name": name, "admin": False, "servers": {}})
+        user["servers"][server_name] = {
+            "name": server_name,
+            "last_activity": _iso_precise(last),
+            "started": _iso(created),
+            "pending": None if running else "spawn",
+            "ready": running,
+            "stopped": False,
+            "url": f"/user/{name}/{server_name}",
+        }
+    groups: dict[str, list[str]] = {}
+    for person in people:
+        group = hub_group_of(person)
+        if group:
+            groups.setdefault(group, []).append(person.email)
+    return {
+        "users": {"items": list(users.values()), "_pagination": {"offset": 0, "limit": 200, "next": None}},
+        "groups": {
+            "items": [
+                {"kind": "group", "name": name, "users": members, "properties": {}} for name, members in groups.items()
+            ],
+            "_pagination": {"offset": 0, "limit": 200, "next": None},
+        },
+    }
+
+
+def _iso_precise(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -8,13 +8,25 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from loader.pods import is_running, matches_selector
+from loader.pods import matches_selector
 from stand_ins.http import LocalHttpStub, send_json
 
 
 def _namespace(pod: object) -> object:
     metadata = pod.get("metadata") if isinstance(pod, dict) else None
     return metadata.get("namespace") if isinstance(metadata, dict) else None
+
+
+def _phase_matches(pod: object, field: str) -> bool:
+    """The API server's field selector on status.phase (`=` or `!=`), the only one collect uses."""
+    if not field:
+        return True
+    phase = pod.get("status", {}).get("phase") if isinstance(pod, dict) else None
+    if field.startswith("status.phase!="):
+        return phase != field.removeprefix("status.phase!=")
+    if field.startswith("status.phase="):
+        return phase == field.removeprefix("status.phase=")
+    raise ValueError(f"unsupported field selector {field}")
 
 
 class KubeApiStub(LocalHttpStub):
@@ -78,7 +90,7 @@ class KubeApiStub(LocalHttpStub):
                     for pod in stub.pods
                     if (namespace is None or _namespace(pod) == namespace)
                     and matches_selector(pod, selector)
-                    and (field != "status.phase=Running" or is_running(pod))
+                    and _phase_matches(pod, field)
                 ]
                 limit = int(query.get("limit", ["0"])[0] or 0)
                 offset = int(query.get("continue", ["0"])[0] or 0)

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from loader.config import Settings
 from loader.dbt_runner import run_dbt
+from loader.hub_source import HubSnapshot
 from loader.pods import Observation
 from loader.raw_store import OBSERVATION_COLUMNS, RunKind, RunRecord, record_collection
 
@@ -55,10 +56,21 @@ def observation(
     return replace(row, **fields)
 
 
-def load_batch(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> int:
+def load_batch(
+    conn: psycopg.Connection,
+    settings: Settings,
+    observations: Iterable[Observation],
+    hub: HubSnapshot | None = None,
+    observed_at: datetime | None = None,
+) -> int:
+    """One collection of `observations` through the loader's write path. Its time is the earliest row's unless given:
+    the incremental models read a run's rows from its observed_at on (a real collection's rows all have it)."""
     rows = list(observations)
-    run = RunRecord(kind=RunKind.COLLECT, started_at=datetime.now(UTC), cluster="test", pods_listed=len(rows))
-    return record_collection(conn, settings.raw_schema, run, rows)
+    moment = observed_at or min((row.timestamp for row in rows), default=datetime.now(UTC))
+    run = RunRecord(
+        kind=RunKind.COLLECT, started_at=datetime.now(UTC), cluster="test", observed_at=moment, pods_listed=len(rows)
+    )
+    return record_collection(conn, settings.raw_schema, run, rows, hub=hub)
 
 
 def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observations: Iterable[Observation]) -> None:

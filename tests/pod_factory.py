@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 KUBESPAWNER_7_POD: dict[str, Any] = {
@@ -116,3 +117,139 @@ def pod_metrics(pod_document: dict, usage: dict[str, tuple[str, str]]) -> dict:
             {"name": name, "usage": {"cpu": cpu, "memory": memory}} for name, (cpu, memory) in usage.items()
         ],
     }
+
+
+# Pods that are not running, as `kubectl get pod -o json` shows KubeSpawner's pods in each documented state
+# (Kubernetes' pod lifecycle: phase, conditions, container states). Times: created 10:00:00, observed later.
+NOT_READY = {
+    "type": "Ready",
+    "status": "False",
+    "reason": "ContainersNotReady",
+    "lastTransitionTime": "2026-11-02T10:00:00Z",
+}
+SCHEDULED = {
+    "type": "PodScheduled",
+    "status": "True",
+    "lastProbeTime": None,
+    "lastTransitionTime": "2026-11-02T10:00:01Z",
+}
+
+
+def _waiting_status(reason: str, message: str) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "Initialized", "status": "True", "lastTransitionTime": "2026-11-02T10:00:01Z"},
+            NOT_READY,
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+            SCHEDULED,
+        ],
+        "containerStatuses": [
+            {
+                "name": "notebook",
+                "image": "registry.example.edu:5000/rcs/pytorch-notebook:2.5-cuda12",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"waiting": {"reason": reason, "message": message}},
+                "lastState": {},
+            }
+        ],
+        "qosClass": "Burstable",
+        "startTime": "2026-11-02T10:00:01Z",
+    }
+
+
+def not_running_pod(shape: str, name: str = "jupyter-jane-doe---2f1a9c3e--thesis", uid: str | None = None) -> dict:
+    """KubeSpawner 7's pod in `shape`: Unschedulable, ErrImagePull, ImagePullBackOff, ContainerCreating,
+    CrashLoopBackOff (of an init container, z2jh's block-cloud-metadata), Evicted or OOMKilled (phase Failed)."""
+    document = pod(
+        metadata__name=name,
+        metadata__uid=uid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{shape}/{name}")),
+        metadata__creationTimestamp="2026-11-02T10:00:00Z",
+    )
+    image = "registry.example.edu:5000/rcs/pytorch-notebook:2.5-cuda12"
+    if shape == "Unschedulable":
+        document["spec"].pop("nodeName")
+        document["status"] = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are "
+                    "available: 3 No preemption victims found for incoming pod.",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2026-11-02T10:00:00Z",
+                }
+            ],
+            "qosClass": "Burstable",
+        }
+    elif shape == "ErrImagePull":
+        document["status"] = _waiting_status(
+            "ErrImagePull", f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": not found'
+        )
+    elif shape == "ImagePullBackOff":
+        document["status"] = _waiting_status("ImagePullBackOff", f'Back-off pulling image "{image}"')
+    elif shape == "ContainerCreating":
+        document["status"] = _waiting_status("ContainerCreating", "")
+        del document["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    elif shape == "CrashLoopBackOff":
+        document["spec"]["initContainers"] = [{"name": "block-cloud-metadata", "image": "busybox:1.36"}]
+        document["status"] = _waiting_status("PodInitializing", "")
+        document["status"]["conditions"][0] = {
+            "type": "Initialized",
+            "status": "False",
+            "reason": "ContainersNotInitialized",
+            "message": "containers with incomplete status: [block-cloud-metadata]",
+        }
+        document["status"]["initContainerStatuses"] = [
+            {
+                "name": "block-cloud-metadata",
+                "image": "busybox:1.36",
+                "ready": False,
+                "restartCount": 4,
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": "back-off 1m20s restarting failed container=block-cloud-metadata",
+                    }
+                },
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-11-02T10:01:40Z"}},
+            }
+        ]
+    elif shape == "Evicted":
+        document["status"] = {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91Mi.",
+            "startTime": "2026-11-02T10:00:01Z",
+        }
+    elif shape == "OOMKilled":
+        document["status"] = _waiting_status("ContainerCreating", "")
+        document["status"]["phase"] = "Failed"
+        document["status"]["containerStatuses"][0]["state"] = {
+            "terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-11-02T10:03:00Z"}
+        }
+    else:
+        raise ValueError(shape)
+    return document
+
+
+def running_pod_with_conditions(name: str, uid: str, created: str, scheduled: str, ready: str, **changes: Any) -> dict:
+    """KubeSpawner 7's pod, running, with the conditions Kubernetes sets as it starts (PodScheduled, Initialized,
+    ContainersReady, Ready, each with its lastTransitionTime)."""
+    document = pod(metadata__name=name, metadata__uid=uid, metadata__creationTimestamp=created, **changes)
+    document["status"] = {
+        "phase": "Running",
+        "startTime": scheduled,
+        "conditions": [
+            {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": scheduled},
+            {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": ready},
+            {"type": "ContainersReady", "status": "True", "lastProbeTime": None, "lastTransitionTime": ready},
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": scheduled},
+        ],
+    }
+    return document

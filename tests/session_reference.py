@@ -32,10 +32,11 @@ class Rules:
 @dataclass(frozen=True)
 class Row:
     """An observation as the session models read it (staged: server_name '' and container_version 'latest' where
-    unknown), with the run that wrote it."""
+    unknown), with the run that wrote it and what the hub said of its server at that run."""
 
     observation: Observation
     run_id: int | None
+    hub_last_activity: datetime | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.observation, name)
@@ -127,6 +128,22 @@ def model_label(model: str | None, node_name: str) -> str:
     return next((f"{cls.upper()} (node name)" for cls in GPU_CLASSES if cls in node_name.lower()), "unknown")
 
 
+def advanced(before: datetime | None, after: datetime | None, length: timedelta) -> Decimal | None:
+    """The activity rule for a stretch: active when the hub's last activity advanced across it."""
+    if before is None or after is None:
+        return None
+    return seconds(length) if after > before else Decimal(0)
+
+
+def start_seconds(
+    start: datetime, ready: datetime | None, begin: datetime | None, end: datetime | None, gap: timedelta
+):
+    """Seconds between two moments of the pod's start, for the session that began with it."""
+    if ready is None or begin is None or end is None or start > ready + gap or end < begin:
+        return None
+    return seconds(end - begin)
+
+
 def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
     first, last = session[0], session[-1]
     start, end = first.timestamp, last.timestamp
@@ -154,6 +171,14 @@ def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
         for before, after in zip(session, session[1:], strict=False)
     )
     signal = "gpu" if gpu_measured else "cpu" if measured else None
+    hub_measured = sum(row.hub_last_activity is not None for row in session)
+    active_seconds = known_sum(
+        advanced(before.hub_last_activity, after.hub_last_activity, after.timestamp - before.timestamp)
+        for before, after in zip(session, session[1:], strict=False)
+    )
+    created = min((row.pod_created_at for row in session if row.pod_created_at), default=None)
+    scheduled = min((row.scheduled_at for row in session if row.scheduled_at), default=None)
+    ready = min((row.ready_at for row in session if row.ready_at), default=None)
     gpu_count = known_max(row.gpu_count for row in session)
     kind = node_type(gpu_count, first.node_name, rules)
     cpu_request = known_max(row.cpu_request for row in session)
@@ -216,6 +241,16 @@ def session_row(session: list[Row], rules: Rules) -> dict[str, Any]:
         "last_collector_run_id": known_max(row.run_id for row in session),
         "last_cpu_usage_cores": last.cpu_usage_cores,
         "last_gpu_utilization": last.gpu_utilization,
+        "last_hub_last_activity": last.hub_last_activity,
+        "pod_created_at": created,
+        "scheduled_at": scheduled,
+        "ready_at": ready,
+        "startup_seconds": start_seconds(start, ready, created, ready, rules.gap),
+        "scheduling_seconds": start_seconds(start, ready, created, scheduled, rules.gap),
+        "start_seconds": start_seconds(start, ready, scheduled, ready, rules.gap),
+        "hub_observation_count": hub_measured,
+        "active_seconds": active_seconds,
+        "active_hours": float((active_seconds or 0) / 3600) if hub_measured else None,
     }
 
 
@@ -230,7 +265,9 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
 
     def part(day) -> dict[str, Any]:
         return parts.setdefault(
-            day, {"part_start": None, "part_end": None, "observation_count": 0, "idle": [], "gpu_idle": [], "runs": []}
+            day,
+            {"part_start": None, "part_end": None, "observation_count": 0, "idle": [], "gpu_idle": [], "active": []}
+            | {"runs": []},
         )
 
     def widen(entry: dict[str, Any], begin: datetime, end: datetime) -> None:
@@ -252,6 +289,7 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
             entry["gpu_idle"].append(
                 idle(before.gpu_utilization, after.gpu_utilization, end - begin, rules.idle_gpu_utilization)
             )
+            entry["active"].append(advanced(before.hub_last_activity, after.hub_last_activity, end - begin))
             entry["runs"].append(after.run_id)
             midnight += timedelta(days=1)
     first = session[0]
@@ -270,6 +308,7 @@ def day_parts(session: list[Row], rules: Rules) -> list[dict[str, Any]]:
             "observation_count": entry["observation_count"],
             "idle_seconds": known_sum(entry["idle"]),
             "gpu_idle_seconds": known_sum(entry["gpu_idle"]),
+            "active_seconds": known_sum(entry["active"]),
             "last_collector_run_id": known_max(entry["runs"]),
         }
         for day, entry in sorted(parts.items())

@@ -29,6 +29,7 @@ CONFIGURATIONS = {
     ],
     "namespaces": ["--set", "collector.namespaces={jhub,teaching}"],
     "gpu-use": ["--set", "rbac.readNodes=true", "--set", "prometheus.url=http://p:9090", "--set", "prometheus.token=t"],
+    "hub-api": ["--set", "hub.apiUrl=http://hub.jhub.svc:8081/hub/api", "--set", "hub.existingSecret=jhm-hub"],
     "adopted-schemas": ["--set", "database.rawSchema=public", "--set", "networkPolicy.enabled=false"],
     "own-service-account": [
         "--set",
@@ -374,3 +375,24 @@ def test_gpu_use_from_prometheus_and_node_models_only_when_asked():
     env = {e["name"]: e for e in collector["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PROMETHEUS_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "prom"
     assert "PROMETHEUS_TOKEN" not in secret_of(existing)["stringData"]
+
+
+def test_the_hub_is_read_only_when_asked_and_its_token_stays_in_a_secret():
+    def collector_env(rendered):
+        collector = next(c for c in by_kind(rendered, "CronJob") if c["metadata"]["name"].endswith("-collect"))
+        containers = collector["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e for e in containers[0]["env"]}
+
+    plain = collector_env(render())
+    assert plain["HUB_API_URL"]["value"] == "" and "HUB_API_TOKEN" not in plain
+    given = render("--set", "hub.apiUrl=http://hub.jhub.svc:8081/hub/api", "--set", "hub.apiToken=hub-t0ken")
+    env = collector_env(given)
+    assert env["HUB_API_URL"]["value"] == "http://hub.jhub.svc:8081/hub/api"
+    assert env["HUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "HUB_API_TOKEN"
+    assert secret_of(given)["stringData"]["HUB_API_TOKEN"] == "hub-t0ken"
+    assert "hub-t0ken" not in json.dumps([doc for doc in given if doc.get("kind") != "Secret"])
+    existing = render(*CONFIGURATIONS["hub-api"])
+    assert collector_env(existing)["HUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "jhm-hub"
+    assert "HUB_API_TOKEN" not in secret_of(existing)["stringData"]
+    refused = helm("template", "x", str(CHART), "--set", "hub.apiUrl=http://hub:8081/hub/api", check=False)
+    assert refused.returncode != 0 and "hub.apiUrl needs hub.apiToken or hub.existingSecret" in refused.stderr

@@ -29,6 +29,8 @@ EXPORT_COLUMNS = [
     "total_sessions",
     "last_seen",
     "favorite_container",
+    "active_hours",
+    "median_startup_seconds",
 ]
 
 
@@ -126,8 +128,23 @@ def test_export_shape_and_values(analytics):
             "2",
             "2026-03-02T13:30:00+00:00",
             "pytorch-notebook",
+            None,
+            None,
         ),
-        (None, "bob@x.edu", None, None, "0.00", "0.75", "0.75", "1", "2026-03-02T09:45:00+00:00", "scipy-notebook"),
+        (
+            None,
+            "bob@x.edu",
+            None,
+            None,
+            "0.00",
+            "0.75",
+            "0.75",
+            "1",
+            "2026-03-02T09:45:00+00:00",
+            "scipy-notebook",
+            None,
+            None,
+        ),
         (
             "Carol O'Neil",
             "carol@x.edu",
@@ -139,6 +156,8 @@ def test_export_shape_and_values(analytics):
             "1",
             "2026-01-31T11:00:00+00:00",
             "pytorch-notebook",
+            None,
+            None,
         ),
     ]
 

@@ -36,6 +36,7 @@ def test_every_field_of_the_settings_is_filled_from_a_declaration():
         CollectSettings,
         DatabaseSettings,
         GraphSettings,
+        HubSettings,
         PrometheusSettings,
         Settings,
         declared_default,
@@ -43,10 +44,10 @@ def test_every_field_of_the_settings_is_filled_from_a_declaration():
 
     targets = {setting.target for setting in SETTINGS if setting.target}
     # Not settings: the sections themselves, the rules (the Rules group as a whole), and two fixed retry bounds.
-    not_declared = {"database", "collect", "graph", "prometheus", "rules", "collect.attempts"}
+    not_declared = {"database", "collect", "graph", "prometheus", "hub", "rules", "collect.attempts"}
     not_declared.add("graph.max_retry_wait_seconds")
     sections = (("", Settings), ("database.", DatabaseSettings), ("collect.", CollectSettings))
-    for section, cls in (*sections, ("prometheus.", PrometheusSettings)):
+    for section, cls in (*sections, ("prometheus.", PrometheusSettings), ("hub.", HubSettings)):
         for item in fields(cls):
             name = section + item.name
             if name in not_declared:

@@ -120,6 +120,8 @@ def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
         "1",
         (PAST + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
         "scipy",
+        "",  # active_hours: the hub was not read
+        "",  # median_startup_seconds: no pod conditions recorded
     ]
     assert zoe == [
         "",
@@ -132,6 +134,8 @@ def test_usage_csv_has_the_exact_columns_and_values(history, tmp_path):
         "1",
         (PAST + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
         "r",
+        "",
+        "",
     ]
 
 
@@ -271,3 +275,29 @@ def _is_number(text):
     except ValueError:
         return False
     return True
+
+
+def test_group_export_has_its_columns_and_suppresses_small_groups(history, tmp_path):
+    """The export's own work (columns, rounding, suppression, spreadsheet safety) on rows set here: what the view
+    holds on given data is the business of the term and group tests."""
+    from loader.export import GROUP_COLUMNS, export_groups
+
+    with psycopg.connect(autocommit=True, **history.database.connect_kwargs()) as conn:
+        conn.execute("create schema if not exists export_case")
+        conn.execute(
+            "create or replace view export_case.group_term_usage as select * from (values"
+            " ('Fall 2026', date '2026-08-24', date '2026-12-18', 'cs101', 12, 40, 30.125::float8, 0::float8,"
+            "  12.5::float8),"
+            " ('Fall 2026', date '2026-08-24', date '2026-12-18', '=HYPERLINK(\"x\")', 6, 9, 2::float8,"
+            "  1::float8, null::float8),"
+            " ('Spring 2026', date '2026-01-20', date '2026-05-15', 'lab-x', 2, 3, 1::float8, 1::float8, 0::float8)"
+            ") as t (term, starts_on, ends_on, group_name, users, sessions, total_hours, gpu_hours, active_hours)"
+        )
+    settings = replace(history, analytics_schema="export_case")
+    out = tmp_path / "groups.csv"
+    assert export_groups(settings, out, min_users=5) == (2, 1)  # lab-x: 2 users
+    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
+    assert rows[0] == list(GROUP_COLUMNS)
+    assert rows[1] == ["Fall 2026", "2026-08-24", "2026-12-18", '\'=HYPERLINK("x")', "6", "9", "2.00", "1.00", ""]
+    assert rows[2] == ["Fall 2026", "2026-08-24", "2026-12-18", "cs101", "12", "40", "30.13", "0.00", "12.50"]
+    assert export_groups(settings, out, min_users=1) == (3, 0)

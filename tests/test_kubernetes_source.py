@@ -3,7 +3,7 @@
 import pytest
 
 from loader.errors import KubernetesError
-from loader.kubernetes_source import api_client, list_running_pods
+from loader.kubernetes_source import api_client, list_pods
 from stand_ins.kubernetes import KubeApiStub
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod
 
@@ -17,6 +17,7 @@ def cluster_pods():
         pod(metadata__name="jupyter-other", metadata__namespace="teaching"),
         pod(metadata__name="hub-7d9f", metadata__labels={"component": "hub"}),
         pod(metadata__name="jupyter-pending", status__phase="Pending"),
+        pod(metadata__name="jupyter-finished", status__phase="Succeeded"),
     ]
 
 
@@ -29,7 +30,7 @@ def stub(tmp_path, monkeypatch):
 
 
 def listing(namespaces=(), attempts=3, timeout=5.0, sleeps=None):
-    return list_running_pods(
+    return list_pods(
         api_client(timeout),
         namespaces=namespaces,
         selector=SELECTOR,
@@ -45,12 +46,18 @@ def names(pods):
 
 
 def test_cluster_wide_list_honours_selector_and_phase(stub):
+    """Running pods, and pods starting or failed to (spec 3.6); never finished ones."""
     pods = listing()
-    assert names(pods) == ["jupyter-bob-2esmith", "jupyter-jane-doe---2f1a9c3e--thesis", "jupyter-other"]
+    assert names(pods) == [
+        "jupyter-bob-2esmith",
+        "jupyter-jane-doe---2f1a9c3e--thesis",
+        "jupyter-other",
+        "jupyter-pending",
+    ]
     path, query = stub.requests[0]
     assert path == "/api/v1/pods"
     assert query["labelSelector"] == [SELECTOR]
-    assert query["fieldSelector"] == ["status.phase=Running"]
+    assert query["fieldSelector"] == ["status.phase!=Succeeded"]
     assert stub.authorization[0] == "Bearer stub-token-not-secret"
     # The pods exactly as the API sent them (raw JSON, as kubectl shows them), not the client's models.
     jane = next(p for p in pods if p["metadata"]["name"].startswith("jupyter-jane"))
@@ -61,20 +68,25 @@ def test_cluster_wide_list_honours_selector_and_phase(stub):
 
 def test_namespaced_lists(stub):
     pods = listing(namespaces=("jhub", "teaching"))
-    assert names(pods) == ["jupyter-bob-2esmith", "jupyter-jane-doe---2f1a9c3e--thesis", "jupyter-other"]
+    assert names(pods) == [
+        "jupyter-bob-2esmith",
+        "jupyter-jane-doe---2f1a9c3e--thesis",
+        "jupyter-other",
+        "jupyter-pending",
+    ]
     assert [path for path, _ in stub.requests] == ["/api/v1/namespaces/jhub/pods", "/api/v1/namespaces/teaching/pods"]
 
 
 def test_pagination_follows_continue_tokens(stub, monkeypatch):
     monkeypatch.setattr("loader.kubernetes_source.PAGE_SIZE", 1)
-    assert len(listing()) == 3
-    assert len(stub.requests) == 3
+    assert len(listing()) == 4
+    assert len(stub.requests) == 4
 
 
 def test_server_error_then_success_is_retried(stub):
     stub.faults = [500, 503]
     sleeps = []
-    assert len(listing(sleeps=sleeps)) == 3
+    assert len(listing(sleeps=sleeps)) == 4
     assert len(stub.requests) == 3
     assert sleeps == [0.01, 0.02]
 
@@ -103,7 +115,7 @@ def test_unauthorized_fails_at_once(stub):
 
 def test_timeout_is_retried(stub):
     stub.faults = ["timeout"]
-    assert len(listing(timeout=0.3)) == 3
+    assert len(listing(timeout=0.3)) == 4
     assert len(stub.requests) == 2
 
 

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from loader.hub_source import HubServer, HubSnapshot
 from loader.migrate import migrate
 from loader.pods import Observation
 from loader.raw_store import OBSERVATION_COLUMNS
@@ -95,7 +96,30 @@ def varied_observation(rng, user, pod, node, moment, uid, cluster, namespace):
         gpu_utilization=rng.choice(GPU_USES),
         gpu_memory_used_bytes=rng.choice([None, 40 * 2**20, 30 * 2**30]),
         gpu_model=rng.choice([None, None, "NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB"]),
+        **start_moments(rng, moment),
     )
+
+
+def start_moments(rng, moment):
+    """The pod's creation, scheduling and readiness, a little before the observation (or unknown)."""
+    if rng.random() < 0.2:
+        return {}
+    created = moment - timedelta(seconds=rng.choice([30, 95, 400, 4000]))
+    scheduled = created + timedelta(seconds=rng.choice([0, 2, 45]))
+    return {"pod_created_at": created, "scheduled_at": scheduled, "ready_at": scheduled + timedelta(seconds=20)}
+
+
+def hub_snapshot(rng: random.Random, rows: list) -> HubSnapshot:
+    """What the hub says at a collection about the servers of some of the batch's users: a last activity from the
+    batch's time span (so it advances, stalls or goes back between runs as a real hub's would not always do)."""
+    servers = {}
+    for row in rows:
+        if rng.random() < 0.6:
+            moment = rng.choice(rows).timestamp
+            servers[(row.user_email.split("@")[0], row.server_name)] = HubServer(
+                row.user_email.split("@")[0], row.server_name, moment, moment, None, True
+            )
+    return HubSnapshot(list(servers.values()), None)
 
 
 def table(conn, name: str, schema: str = "analytics") -> list[dict]:
@@ -137,12 +161,26 @@ def assert_same_marts(actual: dict[str, list[dict]], expected: dict[str, list[di
 
 
 def raw_rows(conn) -> list[Row]:
+    """The raw observations, each with what the hub said of its server at its run: matched here, in Python, by the
+    run, the user's hub username (users.user_id) and the server name (spec 3.7)."""
     columns = ", ".join(f'"{name}"' for name in OBSERVATION_COLUMNS)
     rows = conn.execute(
         f"select {columns}, collector_run_id from raw.container_observations"
         f" union all select {columns}, collector_run_id from raw.container_observations_overflow"
     ).fetchall()
-    return [Row(Observation(**dict(zip(OBSERVATION_COLUMNS, row[:-1], strict=True))), row[-1]) for row in rows]
+    usernames = dict(conn.execute("select email, user_id from raw.users").fetchall())
+    activity = {
+        (run, user, server): last
+        for run, user, server, last in conn.execute(
+            "select collector_run_id, user_name, server_name, last_activity from raw.hub_servers"
+        )
+    }
+    result = []
+    for row in rows:
+        observation = Observation(**dict(zip(OBSERVATION_COLUMNS, row[:-1], strict=True)))
+        key = (row[-1], usernames.get(observation.user_email), observation.server_name or "")
+        result.append(Row(observation, row[-1], activity.get(key)))
+    return result
 
 
 def assert_equal_to_reference(conn) -> None:
@@ -223,7 +261,7 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
             concurrent_external_write_and_loader_run(database, settings, external, loaded)
         else:
             copy_without_run_id(conn, settings, external)
-            load_batch(conn, settings, loaded)
+            load_batch(conn, settings, loaded, hub=hub_snapshot(rng, loaded))
         dbt(settings, "run", "--select", *MART_KEYS)
     incremental = marts(conn)
     assert_equal_to_reference(conn)
@@ -306,7 +344,7 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     cycles = 14
     for number in range(cycles):
         batch = on_time[number * len(on_time) // cycles : (number + 1) * len(on_time) // cycles]
-        load_batch(conn, settings, batch)
+        load_batch(conn, settings, batch, hub=hub_snapshot(rng, batch))
         dbt(settings, "run", "--select", *MART_KEYS)
     long_sessions = conn.execute(
         "select count(*) from analytics.user_sessions where observation_count >= 100"

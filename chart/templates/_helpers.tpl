@@ -201,6 +201,18 @@ volumes:
       name: {{ .Values.prometheus.existingSecret | default (include "jhm.secretName" .) }}
       key: PROMETHEUS_TOKEN
 {{- end }}
+{{- if and .Values.hub.apiUrl (not (or .Values.hub.apiToken .Values.hub.existingSecret)) }}
+{{- fail "hub.apiUrl needs hub.apiToken or hub.existingSecret: the hub's API answers no one without a token" }}
+{{- end }}
+- name: HUB_API_URL
+  value: {{ .Values.hub.apiUrl | quote }}
+{{- if or .Values.hub.apiToken .Values.hub.existingSecret }}
+- name: HUB_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.hub.existingSecret | default (include "jhm.secretName" .) }}
+      key: HUB_API_TOKEN
+{{- end }}
 {{- end -}}
 
 {{/* Tenant and client ids are not secret: from values when given; the client secret from a Secret. */}}

@@ -1,7 +1,8 @@
-{#- A session belongs to the department its user had when it started (int_department_history: each user's
-    versions with their validity). One join condition, for every model that attributes sessions or their days. -#}
-{% macro department_at_start(history, user_email, session_start) -%}
-    {{ history }}.email = {{ user_email }}
+{#- A session belongs to the department (and the hub groups) its user had when it started: a history of versions
+    with their validity (int_department_history, int_group_memberships), joined on the user and the session's
+    start. One join condition, for every model that attributes sessions or their days. -#}
+{% macro held_at_start(history, history_user, user_email, session_start) -%}
+    {{ history }}.{{ history_user }} = {{ user_email }}
     and {{ session_start }} >= {{ history }}.valid_from
     and {{ session_start }} < {{ history }}.valid_to
 {%- endmacro %}

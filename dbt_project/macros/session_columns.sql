@@ -61,6 +61,15 @@
         {'name': 'idle_gpu_hours', 'kind': 'derived', 'sql': when_gpu(node_type, idle_gpu_hours('idle_seconds', 'gpu_idle_seconds'))},
         {'name': 'efficiency_gpu_used_device_hours', 'kind': 'derived', 'sql': when_gpu_measured(average_gpu ~ ' * ' ~ times_hours('gpu_count', runtime_hours))},
         {'name': 'efficiency_gpu_held_device_hours', 'kind': 'derived', 'sql': when_gpu_measured(times_hours('gpu_count', runtime_hours))},
+        {'name': 'pod_created_at', 'kind': 'min', 'of': 'pod_created_at'},
+        {'name': 'scheduled_at', 'kind': 'min', 'of': 'scheduled_at'},
+        {'name': 'ready_at', 'kind': 'min', 'of': 'ready_at'},
+        {'name': 'startup_seconds', 'kind': 'derived', 'sql': seconds_of_start('pod_created_at', 'ready_at')},
+        {'name': 'scheduling_seconds', 'kind': 'derived', 'sql': seconds_of_start('pod_created_at', 'scheduled_at')},
+        {'name': 'start_seconds', 'kind': 'derived', 'sql': seconds_of_start('scheduled_at', 'ready_at')},
+        {'name': 'hub_observation_count', 'kind': 'count', 'of': 'hub_last_activity'},
+        {'name': 'active_seconds', 'kind': 'stretch', 'rule': 'active'},
+        {'name': 'active_hours', 'kind': 'derived', 'sql': measured_hours('active_seconds', 'hub_observation_count')},
         {'name': 'last_collector_run_id', 'kind': 'max', 'of': 'collector_run_id'},
     ]) }}
 {% endmacro %}
@@ -71,6 +80,7 @@
     {{ return({
         'cpu_idle': {'input': 'cpu_usage_cores', 'holds': 'both_below', 'threshold': var('idle_cpu_cores') | float},
         'gpu_idle': {'input': 'gpu_utilization', 'holds': 'both_below', 'threshold': var('idle_gpu_utilization') | float},
+        'active': {'input': 'hub_last_activity', 'holds': 'advanced'},
     }) }}
 {% endmacro %}
 
@@ -260,6 +270,16 @@
         when strpos(lower({{ label }}), '{{ class }}') > 0 then '{{ class }}'
         {%- endfor %}
         else 'other'
+    end
+{%- endmacro %}
+
+{#- Start-up (docs block startup_rule): seconds from one moment of the pod's start to another, for the session that
+    began with the pod's start (its first observation within the session gap of the pod becoming ready); null for
+    later sessions of a long-lived pod, and where a moment is unknown. -#}
+{% macro seconds_of_start(from_moment, to_moment) -%}
+    case
+        when session_start <= ready_at + {{ session_gap() }} and {{ to_moment }} >= {{ from_moment }}
+            then extract(epoch from {{ to_moment }} - {{ from_moment }})
     end
 {%- endmacro %}
 

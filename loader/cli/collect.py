@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def collect(
     nodes_from_file: Path | None = typer.Option(
         None, help="Read `kubectl get nodes -o json` output for the GPU model where DCGM names none."
     ),
+    hub_from_file: Path | None = typer.Option(
+        None, help='Read saved hub answers ({"users": ..., "groups": ...}) instead of asking HUB_API_URL.'
+    ),
     at: str | None = typer.Option(None, help="Collection time, ISO 8601 (UTC when no offset); default now."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -52,7 +56,9 @@ def collect(
     )
     from loader.collect import collect as run_collection
     from loader.collect import metrics_from_file as metrics_file
-    from loader.kubernetes_source import api_client, list_gpu_node_models, list_pod_metrics, list_running_pods
+    from loader.hub_source import HubSource, read_hub
+    from loader.hub_source import hub_from_file as hub_file
+    from loader.kubernetes_source import api_client, list_gpu_node_models, list_pod_metrics, list_pods
     from loader.prometheus_source import GpuUseSource, gpu_use_from_file, prometheus_gpu_use
     from loader.roles import enforce_reader_timeout
 
@@ -67,7 +73,7 @@ def collect(
     }
     collect_settings = replace(config.collect, **{key: value for key, value in overrides.items() if value is not None})
     config = replace(config, collect=collect_settings)
-    observed_at = collection_time(at)
+    observed_at = collection_time(at) or datetime.now(UTC)
     metrics: MetricsSource | None = metrics_file(metrics_from_file) if metrics_from_file else None
     # GPU use: a replayed answer, else Prometheus (also for a replay of pods, at its --at time) where one is set.
     gpu_use: GpuUseSource | None = (
@@ -78,6 +84,14 @@ def collect(
         else None
     )
     node_models: NodeModelsSource | None = node_models_from_file(nodes_from_file) if nodes_from_file else None
+    # The hub's view: saved answers, else the hub's API (also for a replay of pods) where one is set.
+    hub: HubSource | None = (
+        (lambda: hub_file(hub_from_file, observed_at))
+        if hub_from_file
+        else (lambda: read_hub(config.hub, observed_at))
+        if config.hub.api_url
+        else None
+    )
     if from_file is not None:
         source = pods_from_file(from_file, collect_settings.selector)
     else:
@@ -85,7 +99,7 @@ def collect(
         api = functools.cache(functools.partial(api_client, collect_settings.request_timeout_seconds))
 
         def source():
-            return list_running_pods(
+            return list_pods(
                 api(),
                 namespaces=collect_settings.namespaces,
                 selector=collect_settings.selector,
@@ -113,7 +127,7 @@ def collect(
 
             node_models = read_node_models
 
-    sources = Sources(metrics=metrics, gpu_use=gpu_use, node_models=node_models)
+    sources = Sources(metrics=metrics, gpu_use=gpu_use, node_models=node_models, hub=hub)
     result = run_collection(config, source, observed_at=observed_at, sources=sources)
     if as_json:
         print_json(result.document())

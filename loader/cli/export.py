@@ -43,3 +43,17 @@ def departments(
 
     written, suppressed = export_departments(settings(), out, min_users=min_users)
     typer.echo(f"wrote {written} department-months to {out}; suppressed {suppressed} with fewer than {min_users} users")
+
+
+@app.command("groups")
+@command
+def groups(
+    out: Path = typer.Option(Path("group_term_usage.csv"), "--out", help="CSV file to write."),
+    min_users: int = typer.Option(5, "--min-users", min=1, help="Suppress term-groups with fewer users."),
+) -> None:
+    """Write group_term_usage (per academic term and hub group) as CSV, leaving out groups with fewer than
+    --min-users users in a term."""
+    from loader.export import export_groups
+
+    written, suppressed = export_groups(settings(), out, min_users=min_users)
+    typer.echo(f"wrote {written} term-groups to {out}; suppressed {suppressed} with fewer than {min_users} users")

@@ -21,6 +21,7 @@ attributed_days as (
         days.day,
         coalesce(department_history.department, 'Unknown') as department,
         days.user_email,
+        days.cluster,
         days.session_id,
         days.session_start,
         days.gpu_model_label,
@@ -30,6 +31,7 @@ attributed_days as (
         days.gpu_device_hours,
         days.idle_gpu_hours,
         days.idle_signal,
+        days.active_hours,
         days.efficiency_cpu_used_core_hours,
         days.efficiency_cpu_requested_core_hours,
         days.efficiency_gpu_used_device_hours,
@@ -38,7 +40,7 @@ attributed_days as (
         {{ currency_of_day() }} as currency
     from days
     left join department_history
-        on {{ department_at_start('department_history', 'days.user_email', 'days.session_start') }}
+        on {{ held_at_start('department_history', 'email', 'days.user_email', 'days.session_start') }}
     {{ join_rates_of_day('days') }}
 )
 

@@ -27,7 +27,7 @@ attributed as (
         department_history.job_title
     from sessions
     left join department_history
-        on {{ department_at_start('department_history', 'sessions.user_email', 'sessions.session_start') }}
+        on {{ held_at_start('department_history', 'email', 'sessions.user_email', 'sessions.session_start') }}
 )
 
 select * from attributed

@@ -24,6 +24,7 @@ per_department_month as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_gpu_hours) as idle_gpu_hours,
+        sum(active_hours) as active_hours,
         {{ efficiency('efficiency_cpu_used_core_hours', 'efficiency_cpu_requested_core_hours') }} as cpu_efficiency,
         {{ efficiency('efficiency_gpu_used_device_hours', 'efficiency_gpu_held_device_hours') }} as gpu_efficiency,
         sum(cost) as cost,

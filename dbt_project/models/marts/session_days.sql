@@ -110,6 +110,8 @@ days as (
         sessions.gpu_model_label,
         sessions.gpu_measured_observation_count,
         sessions.avg_gpu_utilization,
+        sessions.hub_observation_count,
+        parts.active_seconds,
         parts.observation_count,
         parts.idle_seconds,
         parts.gpu_idle_seconds,
@@ -137,6 +139,7 @@ select
     {{ when_gpu_measured('avg_gpu_utilization * ' ~ times_hours('gpu_count', 'hours')) }}
         as efficiency_gpu_used_device_hours,
     {{ when_gpu_measured(times_hours('gpu_count', 'hours')) }} as efficiency_gpu_held_device_hours,
+    {{ measured_hours('active_seconds', 'hub_observation_count') }} as active_hours,
     {{ times_hours('cpu_request_cores', 'hours') }} as cpu_requested_core_hours,
     {{ times_hours('avg_cpu_usage_cores', 'hours') }} as cpu_used_core_hours,
     case when efficiency_known then {{ times_hours('avg_cpu_usage_cores', 'hours') }} end

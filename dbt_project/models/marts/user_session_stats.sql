@@ -78,6 +78,8 @@ per_user as (
         sum(cpu_hours) as cpu_hours,
         sum(gpu_device_hours) as gpu_device_hours,
         sum(idle_gpu_hours) as idle_gpu_hours,
+        sum(active_hours) as active_hours,
+        percentile_cont(0.5) within group (order by startup_seconds) as median_startup_seconds,
         {{ efficiency('efficiency_cpu_used_core_hours', 'efficiency_cpu_requested_core_hours') }} as cpu_efficiency,
         {{ efficiency('efficiency_gpu_used_device_hours', 'efficiency_gpu_held_device_hours') }} as gpu_efficiency,
         {%- for class in gpu_model_classes() + ['other'] %}
@@ -99,6 +101,8 @@ select
     per_user.cpu_hours,
     per_user.gpu_device_hours,
     per_user.idle_gpu_hours,
+    per_user.active_hours,
+    per_user.median_startup_seconds,
     per_user.cpu_efficiency,
     per_user.gpu_efficiency,
     {%- for class in gpu_model_classes() + ['other'] %}

@@ -18,7 +18,11 @@ renamed as (
         rows_already_recorded,
         pods_skipped,
         skip_reasons,
-        error as error_message
+        error as error_message,
+        pending_pods_recorded,
+        hub_servers_listed,
+        hub_groups_listed,
+        hub_memberships_recorded
     from source_runs
 )
 

@@ -33,6 +33,9 @@ source_overflow as (
         gpu_utilization,
         gpu_memory_used_bytes,
         gpu_model,
+        pod_created_at,
+        scheduled_at,
+        ready_at,
         collector_run_id
 {%- endset %}
 

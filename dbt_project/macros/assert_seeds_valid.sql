@@ -27,3 +27,19 @@
     coalesce({{ alias }}valid_from::text, '?') || ' to ' || coalesce({{ alias }}valid_to::text, '?')
     || ' (' || coalesce('GPU model ' || {{ alias }}model, 'any GPU model') || ')'
 {%- endmacro %}
+
+{#- Fails the build, in one line naming them, when terms end before they begin or lack a date. -#}
+{% macro assert_terms_valid(seed) %}
+    {%- if execute -%}
+        {%- set inverted = run_query(
+            "select name || ' (' || coalesce(starts_on::text, '?') || ' to ' || coalesce(ends_on::text, '?') || ')'"
+            ~ " from " ~ seed ~ " where starts_on is null or ends_on is null or ends_on < starts_on"
+        ) -%}
+        {%- if inverted.rows | length > 0 -%}
+            {{ exceptions.raise_compiler_error(
+                "terms: " ~ (inverted.columns[0].values() | join('; ')) ~ " end before they begin or lack a date;"
+                ~ " fix seeds/" ~ seed.identifier ~ ".csv (ends_on is the term's last day)"
+            ) }}
+        {%- endif -%}
+    {%- endif -%}
+{% endmacro %}

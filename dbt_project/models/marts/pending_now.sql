@@ -1,0 +1,35 @@
+{{ config(materialized='view') }}
+
+{#- The servers waiting now: every pod pending (or failed) at its cluster's latest collection, and why. A view. -#}
+
+with
+
+pending as (
+    select * from {{ ref('stg_raw__pending_pods') }}
+),
+
+latest_collections as (
+    select
+        cluster,
+        max(observed_at) as latest_collection
+    from {{ ref('stg_raw__collector_runs') }}
+    where run_kind = 'collect' and run_status = 'succeeded'
+    group by cluster
+)
+
+select
+    pending.observed_at,
+    pending.cluster,
+    pending.namespace,
+    pending.pod_name,
+    pending.user_email,
+    pending.container_image,
+    pending.node_name,
+    pending.age_seconds,
+    pending.phase,
+    pending.reason
+from pending
+inner join latest_collections
+    on
+        pending.cluster is not distinct from latest_collections.cluster
+        and pending.observed_at = latest_collections.latest_collection
