@@ -24,7 +24,7 @@ demo: venv
 	$(CLI) demo
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 # SQL and Python guard rails, the same as the pre-commit hooks (.pre-commit-config.yaml).
 lint: venv

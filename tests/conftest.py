@@ -79,3 +79,9 @@ def migrated(database: DatabaseSettings) -> Settings:
     with psycopg.connect(autocommit=True, **database.connect_kwargs()) as connection:
         migrate(connection, settings.raw_schema, settings.bootstrap_sql_dir)
     return settings
+
+
+def needs(available: bool, hint: str) -> pytest.MarkDecorator:
+    """Skip a test whose real component is not installed here, with how to install it; in CI (CI=true), which
+    installs every component, run it anyway so that a missing one fails rather than passes unseen."""
+    return pytest.mark.skipif(not available and os.environ.get("CI") != "true", reason=hint)

@@ -27,6 +27,7 @@ from loader.gpu import (
 from loader.prometheus_source import queries
 from stand_ins import prometheus
 from stand_ins.http import LocalHttpStub, send_json
+from tests.conftest import needs
 from tests.dbt_helpers import observation
 from tests.pod_factory import KUBESPAWNER_6_POD, KUBESPAWNER_7_POD, pod, pod_list
 
@@ -160,7 +161,7 @@ def test_one_query_per_metric_filtered_by_the_watched_namespaces():
 
 # --- a collection against a real Prometheus ---------------------------------------------------------------------
 
-needs_prometheus = pytest.mark.skipif(not prometheus.available(), reason=prometheus.INSTALL_HINT)
+needs_prometheus = needs(prometheus.available(), prometheus.INSTALL_HINT)
 
 
 def history(metric: str, series_labels: dict, value: str | float) -> tuple[str, dict, list[tuple[float, str]]]:
@@ -222,8 +223,6 @@ def dcgm_series() -> str:
 
 @pytest.fixture(scope="module")
 def real_prometheus():
-    if not prometheus.available():
-        pytest.skip(prometheus.INSTALL_HINT)
     with prometheus.RealPrometheus(dcgm_series()) as server:
         yield server
 

@@ -16,11 +16,12 @@ from loader.cli import app
 from loader.hub_source import memberships_from_groups, servers_from_users
 from stand_ins import jupyterhub
 from stand_ins.prometheus import free_port
+from tests.conftest import needs
 from tests.dbt_helpers import dbt
 from tests.pod_factory import pod_list, running_pod_with_conditions
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-needs_jupyterhub = pytest.mark.skipif(not jupyterhub.available(), reason=jupyterhub.INSTALL_HINT)
+needs_jupyterhub = needs(jupyterhub.available(), jupyterhub.INSTALL_HINT)
 
 
 def user_model(name: str, servers: dict) -> dict:
@@ -86,8 +87,6 @@ def test_memberships_come_from_group_models_and_a_hostile_group_is_counted():
 
 @pytest.fixture(scope="module")
 def hub():
-    if not jupyterhub.available():
-        pytest.skip(jupyterhub.INSTALL_HINT)
     with jupyterhub.RealJupyterHub() as running:
         yield running
 
