@@ -28,6 +28,7 @@ from loader.migrate import migrate
 from loader.pods import PodUse, pod_use_from_metrics
 from loader.prometheus_source import GpuUseSource
 from loader.raw_store import write_directory_entries
+from loader.report import write_report
 from loader.synthetic import (
     dcgm_answers,
     directory_entries,
@@ -184,6 +185,12 @@ def _run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     typer.echo(
         f"\nwrote user_usage_stats.csv ({usage_rows} users) and department_usage.csv "
         f"({department_rows} department-months, {suppressed} with fewer than 5 users suppressed)"
+    )
+    last_day = end - timedelta(days=1)
+    written = write_report(settings, Path("report.html"), month=f"{last_day.year}-{last_day.month:02d}")
+    typer.echo(
+        f"wrote report.html ({written.period.label}: the hub and {len(written.scopes) - 1} departments; open it in a"
+        " browser, or `jupyterhub-metrics report --term 'Fall 2026'`)"
     )
     typer.echo(f"demo finished in {time.monotonic() - began:.0f} s")
     for line in connection_hints(settings):

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from loader.cli import build, collect, db, demo, export, users
+from loader.cli import build, collect, db, demo, export, report, users
 from loader.cli.common import DEBUG
 
 app = typer.Typer(help="Usage accounting for JupyterHub on Kubernetes.", no_args_is_help=True, add_completion=False)
@@ -19,6 +19,7 @@ app.command()(build.build)
 app.command()(build.check)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(build.dbt)
 app.command()(demo.demo)
+app.command()(report.report)
 
 
 @app.callback()
@@ -36,4 +37,5 @@ def options(
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     app()
