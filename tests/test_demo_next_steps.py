@@ -31,9 +31,14 @@ def test_build_check_export_and_dbt_use_the_demo_database(demo_folder, tmp_path)
     demo = runner.invoke(app, ["demo", "--days", "2", "--users", "8"])
     assert demo.exit_code == 0, demo.output
     assert "psql -h" in demo.output and "export DB_HOST=" in demo.output and "EXAMPLE_COST_RATES=true" in demo.output
+    # Two days may be a weekend without sessions: the report is whole either way (its figures: tests/test_report.py).
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "wrote report.html" in demo.output and "How these are counted" in report and report.endswith("</html>\n")
     for args in (
         ["build"],
         ["export", "usage", "--out", str(tmp_path / "again.csv")],
+        ["export", "groups", "--out", str(tmp_path / "groups.csv")],
+        ["export", "xdmod", "--out", str(tmp_path / "events.json")],
         ["dbt", "ls", "--select", "user_sessions"],
     ):
         result = runner.invoke(app, args)

@@ -57,3 +57,29 @@ def groups(
 
     written, suppressed = export_groups(settings(), out, min_users=min_users)
     typer.echo(f"wrote {written} term-groups to {out}; suppressed {suppressed} with fewer than {min_users} users")
+
+
+@app.command("xdmod")
+@command
+def xdmod(
+    out: Path = typer.Option(Path("xdmod_cloud_events.json"), "--out", help="JSON-lines file to write."),
+    since: str = typer.Option(
+        None, "--since", help="Only sessions that ended on or after this UTC day (YYYY-MM-DD): the next export's start."
+    ),
+    pseudonymize: bool = typer.Option(
+        False, "--pseudonymize", help="Users as keyed HMACs (EXPORT_HMAC_KEY), as `export usage --pseudonymize`."
+    ),
+) -> None:
+    """Write closed sessions as Open XDMoD Cloud-realm events (its generic JSON format, one event per line): START,
+    a STATE_REPORT at each midnight, STOP, with the cores, memory and GPUs the pod requested."""
+    from datetime import date
+
+    from loader.errors import ConfigurationError
+    from loader.xdmod import export_xdmod
+
+    try:
+        first_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
+    sessions, events = export_xdmod(settings(), out, since=first_day, pseudonymize=pseudonymize)
+    typer.echo(f"wrote {events} events of {sessions} closed sessions to {out}")
