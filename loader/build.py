@@ -68,6 +68,19 @@ def project_rules_version(settings: Settings) -> str:
     return str(project["vars"][RULES_VERSION])
 
 
+def analyze_tables(settings: Settings) -> None:
+    """Statistics for the tables a build made from all history: the dashboards' plans depend on them, and until
+    autovacuum gets to a new table (never, where it is off) the planner guesses its size and picks nested loops."""
+    with connect(settings.database) as conn:
+        tables = conn.execute(
+            "select tablename from pg_tables where schemaname = %s order by tablename", (settings.analytics_schema,)
+        ).fetchall()
+        for (table,) in tables:
+            conn.execute(
+                sql.SQL("analyze {}.{}").format(sql.Identifier(settings.analytics_schema), sql.Identifier(table))
+            )
+
+
 def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: bool = False) -> BuildResult:
     """dbt build of models, seeds and snapshots. Marts built under another rules version (an upgrade) are rebuilt
     from all history, once; a rule changed by a setting is reported, and applied to history by --full-refresh."""
@@ -81,6 +94,8 @@ def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: b
     )
     if not outcome:
         raise LoaderError(outcome.first_problem())
+    if full_refresh or rebuild or not before:
+        analyze_tables(settings)
     after = rules_in_force(settings)
     changed = {
         rule: (before[rule], value)

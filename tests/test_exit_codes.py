@@ -50,6 +50,23 @@ def test_a_build_is_0_with_a_json_summary_and_dbts_log_on_stderr(collected):
     assert "Running with dbt" in result.stderr
 
 
+def test_a_build_from_all_history_leaves_statistics_for_the_dashboards_plans(collected):
+    """Tables made from all history (a first build, --full-refresh) are analysed by the build itself, so panels are
+    planned from their sizes even before autovacuum has seen them (or where it is off)."""
+    environment, _ = collected
+    database = DatabaseSettings(
+        host=environment["DB_HOST"], port=int(environment["DB_PORT"]), name=environment["DB_NAME"], sslmode="disable"
+    )
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        conn.execute("select pg_stat_reset()")
+        assert invoke(environment, "build", "--full-refresh").exit_code == ExitCode.OK
+        analysed = conn.execute(
+            "select count(distinct tablename) from pg_stats where schemaname = 'analytics'"
+            " and tablename in ('user_sessions', 'session_days', 'hourly_pod_usage', 'int_session_day_parts')"
+        ).fetchone()[0]
+    assert analysed == 4
+
+
 def test_checks_that_find_problems_are_3(collected):
     environment, _ = collected
     passed = invoke(environment, "check", "--json")

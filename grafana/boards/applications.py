@@ -18,8 +18,9 @@ def board() -> dict:
             panel(
                 "Pods per image version (hourly)",
                 "select bucket as time, container_base || ':' || container_version as metric,"
-                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
-                "Distinct pods per image and version in each hour.",
+                f" sum(pods) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Pods per image and version in each hour (a pod that restarted within the hour counts once, under"
+                " its first image).",
             ),
             table(
                 "Images and versions",

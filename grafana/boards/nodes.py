@@ -12,8 +12,9 @@ def board() -> dict:
             panel(
                 "Pods on GPU and CPU (hourly)",
                 "select bucket as time, node_type as metric,"
-                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
-                "Distinct pods given GPUs, and given none, in each hour (the node rule where a request is unknown).",
+                f" sum(pods) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Pods given GPUs, and given none, in each hour (the node rule where a request is unknown); each pod"
+                " counts once per hour.",
             ),
             panel(
                 "GPU device hours per day",
@@ -35,8 +36,8 @@ def board() -> dict:
             panel(
                 "Pods per node (hourly)",
                 "select bucket as time, node_name as metric,"
-                f" count(distinct (cluster, namespace, pod_name)) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
-                "Distinct pods per node in each hour.",
+                f" sum(pods) as pods {HOURLY_IN_RANGE} group by 1, 2 order by 1",
+                "Pods per node in each hour (a pod that moved within the hour counts once, under its first node).",
             ),
         ],
     )
