@@ -77,7 +77,8 @@ class RecordingProxy(LocalHttpStub):
 
 
 class HeadlessChromium:
-    """`with HeadlessChromium() as browser:` browser.dom(file) and browser.screenshot(file, png), offline."""
+    """`with HeadlessChromium() as browser:` browser.dom(file), browser.screenshot(file, png) and
+    browser.pdf(file, pdf), offline."""
 
     def __init__(self) -> None:
         binary = executable()
@@ -123,4 +124,11 @@ class HeadlessChromium:
         result = self._run(f"--window-size={width},{height}", f"--screenshot={out.resolve()}", page.resolve().as_uri())
         if result.returncode != 0 or not out.exists():
             raise RuntimeError(f"chromium took no screenshot of {page}: {result.stderr[-600:]}")
+        return out
+
+    def pdf(self, page: Path, out: Path) -> Path:
+        """The page printed to PDF as a reader would (A4/Letter as Chromium defaults, no header or footer)."""
+        result = self._run("--no-pdf-header-footer", f"--print-to-pdf={out.resolve()}", page.resolve().as_uri())
+        if result.returncode != 0 or not out.exists():
+            raise RuntimeError(f"chromium printed no PDF of {page}: {result.stderr[-600:]}")
         return out

@@ -16,7 +16,7 @@ from loader.cli import app
 from loader.demo import load_synthetic_hub, quiet, with_example_cost_rates
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
-from loader.report import FIGURES, HUB
+from loader.report import FIGURES, HUB, shown
 from loader.synthetic import directory_entries, synthetic_users
 from stand_ins import browser
 from tests.conftest import needs, settings_for
@@ -247,6 +247,35 @@ def test_opened_in_chromium_offline_every_chart_draws_and_the_numbers_are_the_ma
     assert rendered.charts == departments + 3  # per department and the hub a daily chart; departments; GPU models
     assert all(shapes > 5 for shapes in rendered.shapes_per_chart)
     assert colours_in(shot) > 50  # text, rules and the charts' colours
+
+
+@needs_chromium
+def test_printed_to_pdf_each_department_starts_a_page_and_keeps_its_figures_as_text(hub, tmp_path):
+    """Department heads print it: Chromium's own print to PDF, read back with pypdf. The charts stay vectors (no
+    image in the PDF), each scope begins a page, and its name and figures are text that can be searched."""
+    from pypdf import PdfReader
+
+    settings, conn = hub
+    page = report(settings, tmp_path, "--month", MONTH)
+    with browser.HeadlessChromium() as chromium:
+        printed = PdfReader(chromium.pdf(page, tmp_path / "report.pdf"))
+        requests = chromium.requests
+    assert requests == []
+    texts = [" ".join(sheet.extract_text().split()) for sheet in printed.pages]
+    assert all(not sheet.images for sheet in printed.pages)
+    departments = [
+        name
+        for (name,) in conn.execute(
+            "select distinct department from analytics.department_usage where month = date '2026-11-01'"
+        ).fetchall()
+    ]
+    assert HUB in texts[0]  # under the title
+    for scope in [*departments, "How these are counted"]:
+        assert any(text.startswith(scope) for text in texts[1:]), scope
+    hours = figures_of(page.read_text(encoding="utf-8")).values[f"{HUB}|total_hours"]
+    total_hours = next(figure for figure in FIGURES if figure.name == "total_hours")
+    assert shown(total_hours, hours) in " ".join(texts)
+    assert len(printed.pages) >= len(departments) + 2
 
 
 @needs_chromium
