@@ -67,6 +67,24 @@ def test_a_build_from_all_history_leaves_statistics_for_the_dashboards_plans(col
     assert analysed == 4
 
 
+def test_marts_of_an_earlier_release_are_rebuilt_once_by_a_plain_build(collected):
+    """An upgrade: marts built under an earlier rules version, with an earlier column set (here hourly_pod_usage
+    without `pods`), would fail an incremental build (on_schema_change=fail); build rebuilds them once and says so."""
+    environment, _ = collected
+    database = DatabaseSettings(
+        host=environment["DB_HOST"], port=int(environment["DB_PORT"]), name=environment["DB_NAME"], sslmode="disable"
+    )
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        conn.execute("alter table analytics.hourly_pod_usage drop column pods")
+        conn.execute("update analytics.rules_in_force set value = '3: an earlier release' where rule = 'rules_version'")
+        upgraded = invoke(environment, "build")
+        assert upgraded.exit_code == ExitCode.OK, upgraded.output
+        assert "built under rules version '3: an earlier release'; rebuilt them from all history" in upgraded.output
+        assert conn.execute("select sum(pods) from analytics.hourly_pod_usage").fetchone()[0] == 1
+        again = invoke(environment, "build")
+        assert again.exit_code == ExitCode.OK and "rebuilt" not in again.output
+
+
 def test_checks_that_find_problems_are_3(collected):
     environment, _ = collected
     passed = invoke(environment, "check", "--json")
