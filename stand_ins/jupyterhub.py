@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from stand_ins.processes import stop, wait_until_ready
 from stand_ins.prometheus import free_port
 
 INSTALL_HINT = "install the dev extras (pip install -e '.[dev]'): they pin jupyterhub"
@@ -97,27 +98,14 @@ class RealJupyterHub:
             stdout=subprocess.DEVNULL,
             stderr=(self.folder / "hub.log").open("w"),
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.session.get(f"{self.api_url}/", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
+        if wait_until_ready(self.process, lambda: self.session.get(f"{self.api_url}/", timeout=1).status_code == 200):
+            return self
         log = self.log()
         self.__exit__()
         raise RuntimeError(f"jupyterhub did not start: {log[-800:]}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop(self.process)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def log(self) -> str:

@@ -7,11 +7,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import requests
+
+from stand_ins.processes import stop, wait_until_ready
 
 INSTALL_HINT = "install Debian's prometheus package (apt-get install prometheus); .ci/run does"
 
@@ -69,24 +70,12 @@ class RealPrometheus:
             stdout=subprocess.DEVNULL,
             stderr=(self.folder / "prometheus.log").open("w"),
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
+        if wait_until_ready(self.process, lambda: requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200):
+            return self
+        log = (self.folder / "prometheus.log").read_text()
         self.__exit__()
-        raise RuntimeError(f"prometheus did not start: {(self.folder / 'prometheus.log').read_text()[-500:]}")
+        raise RuntimeError(f"prometheus did not start: {log[-500:]}")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop(self.process)
         shutil.rmtree(self.folder, ignore_errors=True)
