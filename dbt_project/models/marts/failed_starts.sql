@@ -15,12 +15,7 @@ sessions as (
 ),
 
 latest_collections as (
-    select
-        cluster,
-        max(observed_at) as latest_collection
-    from {{ ref('stg_raw__collector_runs') }}
-    where run_kind = 'collect' and run_status = 'succeeded'
-    group by cluster
+    {{ latest_collections() }}
 ),
 
 per_pod as (

@@ -9,12 +9,7 @@ pending as (
 ),
 
 latest_collections as (
-    select
-        cluster,
-        max(observed_at) as latest_collection
-    from {{ ref('stg_raw__collector_runs') }}
-    where run_kind = 'collect' and run_status = 'succeeded'
-    group by cluster
+    {{ latest_collections() }}
 )
 
 select
