@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 import psycopg
 import yaml
@@ -10,10 +16,24 @@ from psycopg import sql
 
 from loader.config import Settings
 from loader.db import connect
-from loader.dbt_runner import CHECK_FRESHNESS_ARGS, CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, DbtOutcome, run_dbt
+from loader.dbt_runner import (
+    CHECK_FRESHNESS_ARGS,
+    CHECK_TEST_ARGS,
+    COMPLETE_BUILD_ARGS,
+    CYCLE_ARGS,
+    DbtOutcome,
+    run_dbt,
+)
 from loader.errors import ChecksFailed, LoaderError
 
 RULES_VERSION = "rules_version"
+# The loader gives dbt the fingerprint of what it builds; dbt records it when a build ends complete
+# (dbt_project/macros/complete_build_state.sql).
+FINGERPRINT_VARIABLE = "JHM_PROJECT_FINGERPRINT"
+# Not part of what a build makes: dbt's own output, local files, and the connection (whose password must not be
+# hashed into a row of the database).
+UNBUILT_PROJECT_PATHS = ("target", "logs", "dbt_packages", ".user.yml", "profiles.yml")
+REFERENCED_VARIABLE = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
 
 @dataclass
@@ -24,12 +44,15 @@ class BuildResult:
     rules_changed: dict[str, tuple[str, str]] = field(default_factory=dict)
     # the rules version the marts were built with, when this build rebuilt them for a new one
     rebuilt_from_version: str | None = None
+    # every model, seed and snapshot (first build, changed files or rules), not only the cycle selector
+    complete: bool = True
 
     def summary(self) -> dict[str, object]:
         return {
             "command": "build",
             "status": "succeeded",
             "full_refresh": self.full_refresh,
+            "complete": self.complete,
             "rebuilt_from_rules_version": self.rebuilt_from_version,
             "rules_changed": {rule: {"was": old, "now": new} for rule, (old, new) in self.rules_changed.items()},
             **self.outcome.summary(),
@@ -68,6 +91,38 @@ def project_rules_version(settings: Settings) -> str:
     return str(project["vars"][RULES_VERSION])
 
 
+def project_fingerprint(project_dir: Path, environment: Mapping[str, str]) -> str:
+    """What a complete build makes depends on: the dbt and adapter versions, the project's files, and the value of
+    every environment variable those files read (the rules, the schemas, the reader role)."""
+    digest = hashlib.sha256()
+    for package in ("dbt-core", "dbt-postgres"):
+        digest.update(f"{package}={metadata.version(package)}\n".encode())
+    referenced: set[str] = set()
+    for path in sorted(project_dir.rglob("*")):
+        relative = path.relative_to(project_dir)
+        if not path.is_file() or relative.parts[0] in UNBUILT_PROJECT_PATHS:
+            continue
+        content = path.read_bytes()
+        digest.update(f"{relative.as_posix()}\0{len(content)}\0".encode())
+        digest.update(content)
+        referenced.update(REFERENCED_VARIABLE.findall(content.decode("utf-8", errors="replace")))
+    for name in sorted(referenced):
+        digest.update(f"{name}={environment.get(name)!r}\n".encode())
+    return digest.hexdigest()
+
+
+def completely_built(settings: Settings) -> str | None:
+    """The fingerprint of the last complete build that no other build, run, seed or snapshot followed."""
+    try:
+        with connect(settings.database) as conn:
+            row = conn.execute(
+                sql.SQL("select fingerprint from {}.complete_build").format(sql.Identifier(settings.analytics_schema))
+            ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return row[0] if row else None
+
+
 def analyze_tables(settings: Settings) -> None:
     """Statistics for the tables a build made from all history: the dashboards' plans depend on them, and until
     autovacuum gets to a new table (never, where it is off) the planner guesses its size and picks nested loops."""
@@ -82,15 +137,22 @@ def analyze_tables(settings: Settings) -> None:
 
 
 def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: bool = False) -> BuildResult:
-    """dbt build of models, seeds and snapshots. Marts built under another rules version (an upgrade) are rebuilt
-    from all history, once; a rule changed by a setting is reported, and applied to history by --full-refresh."""
+    """dbt build of models, seeds and snapshots: all of them when the project's files or rules differ from the last
+    complete build's, else the `cycle` selector (what follows new data). Marts built under another rules version (an
+    upgrade) are rebuilt from all history, once; a rule changed by a setting is reported, and applied to history by
+    --full-refresh."""
     before = rules_in_force(settings)
     built_version = before.get(RULES_VERSION)
     rebuild = bool(built_version) and built_version != project_rules_version(settings)
+    fingerprint = project_fingerprint(settings.dbt_project_dir, {**os.environ, **settings.dbt_environment()})
+    complete = full_refresh or rebuild or not before or completely_built(settings) != fingerprint
     outcome = run_dbt(
         settings,
-        CYCLE_BUILD_ARGS + (["--full-refresh"] if full_refresh or rebuild else []),
+        COMPLETE_BUILD_ARGS
+        + (["--full-refresh"] if full_refresh or rebuild else [])
+        + ([] if complete else CYCLE_ARGS),
         output_to_stderr=output_to_stderr,
+        environment={FINGERPRINT_VARIABLE: fingerprint},
     )
     if not outcome:
         raise LoaderError(outcome.first_problem())
@@ -107,6 +169,7 @@ def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: b
         full_refresh or rebuild,
         {} if full_refresh or rebuild else changed,
         built_version if rebuild else None,
+        complete,
     )
 
 

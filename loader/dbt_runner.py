@@ -16,8 +16,13 @@ from typing import Any
 from loader.config import Settings
 from loader.errors import ConfigurationError, LoaderError
 
-# What runs after every collection: models and snapshots, whose cost follows new data.
-CYCLE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+# A complete build: every model, seed and snapshot (data tests run on their own schedule, below).
+COMPLETE_BUILD_ARGS = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+# What runs after every collection once the same files and rules were built completely: the selector `cycle` of
+# dbt_project/selectors.yml (incremental models, tables, the snapshot), whose cost follows new data.
+CYCLE_SELECTOR = "cycle"
+# Writing manifest.json and run_results.json costs about half a second per build; the cycle's are not read.
+CYCLE_ARGS = ["--selector", CYCLE_SELECTOR, "--no-write-json"]
 # Data quality, on its own schedule: data tests read whole tables, so their cost follows history.
 # (Unit tests are development checks; `make test` runs them.)
 CHECK_TEST_ARGS = ["test", "--exclude-resource-type", "unit_test", "--vars", '{"cluster_freshness_severity": "error"}']
@@ -52,6 +57,8 @@ class DbtOutcome:
     statuses: dict[str, int] = field(default_factory=dict)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    # each node's execution time (compilation and materialization included), by node name
+    node_seconds: dict[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.success
@@ -86,18 +93,26 @@ def _message_line(message: str | None) -> str:
 def outcome_of(command: str, result: Any, seconds: float) -> DbtOutcome:
     statuses: Counter[str] = Counter()
     problems = []
+    node_seconds = {}
     for item in getattr(result.result, "results", None) or []:
         node = getattr(item, "node", None)
         if getattr(node, "resource_type", None) == "operation":  # on-run-start/end hooks
             continue
         status = str(getattr(item.status, "value", item.status))
         statuses[status] += 1
+        node_seconds[getattr(node, "name", "?")] = float(getattr(item, "execution_time", 0.0) or 0.0)
         if status in PROBLEM_STATUSES - {"skipped"}:
             problems.append((getattr(node, "name", "?"), status, _message_line(getattr(item, "message", None))))
-    return DbtOutcome(command, bool(result.success), dict(statuses), problems, seconds)
+    return DbtOutcome(command, bool(result.success), dict(statuses), problems, seconds, node_seconds)
 
 
-def run_dbt(settings: Settings, args: list[str], *, output_to_stderr: bool = False) -> DbtOutcome:
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    *,
+    output_to_stderr: bool = False,
+    environment: dict[str, str] | None = None,
+) -> DbtOutcome:
     """`dbt ARGS` with --project-dir and --profiles-dir filled in. dbt's log goes to stdout, or to stderr when stdout
     carries a result (`--json`)."""
     from dbt.cli.main import dbtRunner
@@ -119,7 +134,7 @@ def run_dbt(settings: Settings, args: list[str], *, output_to_stderr: bool = Fal
     began = time.monotonic()
     with (
         _build_lock(settings, exclusive),
-        _environment({**settings.dbt_environment(), **colours}),
+        _environment({**settings.dbt_environment(), **colours, **(environment or {})}),
         contextlib.redirect_stdout(stream),
     ):
         result = dbtRunner().invoke(full_args)

@@ -18,7 +18,7 @@ from psycopg import sql
 from loader.collect import Sources, collect_into, pods_from_document
 from loader.config import PROJECT_ROOT, Settings
 from loader.db import connect
-from loader.dbt_runner import CYCLE_BUILD_ARGS, run_dbt
+from loader.dbt_runner import COMPLETE_BUILD_ARGS, run_dbt
 from loader.embedded import ensure_database, local_server
 from loader.errors import LoaderError
 from loader.export import export_departments, export_usage
@@ -177,7 +177,7 @@ def _run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     typer.echo(
         f"directory: {found} users found, {len(entries) - found} not found (synthetic, same write path as `users sync`)"
     )
-    if not run_dbt(settings, CYCLE_BUILD_ARGS):
+    if not run_dbt(settings, COMPLETE_BUILD_ARGS):
         raise LoaderError("dbt build failed on the demo data; see dbt's log above")
     print_summary(settings)
     usage_rows = export_usage(settings, Path("user_usage_stats.csv"), pseudonymize=False)

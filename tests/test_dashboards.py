@@ -19,7 +19,7 @@ from psycopg import sql
 
 from grafana.macros import expand
 from loader.config import PROJECT_ROOT
-from loader.dbt_runner import CYCLE_BUILD_ARGS
+from loader.dbt_runner import COMPLETE_BUILD_ARGS
 from loader.demo import load_synthetic_hub
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
@@ -80,7 +80,7 @@ def reader(module_database):
         load_synthetic_hub(settings, days=6, users=40, seed=5, end=END)
         write_directory_entries(conn, settings.raw_schema, directory_entries(synthetic_users(40, 5), 5))
         # Like the demo: example cost rates, so the cost panels have numbers to show.
-        dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *CYCLE_BUILD_ARGS)
+        dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *COMPLETE_BUILD_ARGS)
         params = make_reader(conn, settings, role)
         example_user = conn.execute(
             "select user_email from analytics.user_session_stats order by total_hours desc limit 1"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from loader.dbt_runner import CHECK_TEST_ARGS, CYCLE_BUILD_ARGS, run_dbt
+from loader.dbt_runner import CHECK_TEST_ARGS, COMPLETE_BUILD_ARGS, run_dbt
 from loader.errors import LoaderError
 from loader.migrate import migrate
 from tests.conftest import settings_for
@@ -100,7 +100,7 @@ def built(module_database):
             " job_title = excluded.job_title, directory_status = excluded.directory_status,"
             " fetched_at = excluded.fetched_at"
         )
-    dbt(settings, *CYCLE_BUILD_ARGS)  # models and snapshot, as after every collection
+    dbt(settings, *COMPLETE_BUILD_ARGS)  # models and snapshot, as after every collection
     dbt(settings, *CHECK_TEST_ARGS)  # every data test, as `jupyterhub-metrics check` runs them
     dbt(settings, "test", "--resource-type", "unit_test")  # unit tests need the built tables
     return settings
@@ -353,7 +353,7 @@ def test_data_tests_fail_on_negative_or_non_finite_resources(database):
     with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
         load_batch(conn, settings, known_observations()[:3])
-        dbt(settings, *CYCLE_BUILD_ARGS)
+        dbt(settings, *COMPLETE_BUILD_ARGS)
         assert run_dbt(settings, ["test", "--select", "stg_raw__container_observations"])
         conn.execute(
             'insert into raw.container_observations ("timestamp", user_email, node_name, container_image,'
@@ -373,7 +373,7 @@ def test_a_cluster_that_stopped_reporting_fails_check_and_warns_in_plain_dbt(dat
             " values ('collect', 'retired-yesterday', now() - interval '2 hours', now() - interval '2 hours',"
             " now() - interval '2 hours', 'succeeded')"
         )
-        dbt(settings, *CYCLE_BUILD_ARGS)
+        dbt(settings, *COMPLETE_BUILD_ARGS)
     select = ["--select", "assert_every_cluster_collected_recently"]
     assert run_dbt(settings, ["test", *select])  # a warning
     assert not run_dbt(settings, [*CHECK_TEST_ARGS, *select])  # `check`: an error

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.dbt_runner import CYCLE_BUILD_ARGS
+from loader.dbt_runner import COMPLETE_BUILD_ARGS
 from loader.errors import ConfigurationError
 from loader.export import USAGE_COLUMNS, export_departments, export_usage
 from loader.graph_source import DirectoryEntry
@@ -61,16 +61,16 @@ def history(module_database):
                 DirectoryEntry("zoë@x.edu", "not_found"),
             ],
         )
-        dbt(settings, *CYCLE_BUILD_ARGS)
+        dbt(settings, *COMPLETE_BUILD_ARGS)
         # Alice moves to Chemistry; the next sync and build record a second version...
         write_directory_entries(
             conn, settings.raw_schema, [found("alice@x.edu", "Alice Ådahl", "Chemistry", "POSTDOC")]
         )
-        dbt(settings, *CYCLE_BUILD_ARGS)
+        dbt(settings, *COMPLETE_BUILD_ARGS)
         # ...and her sessions from then on belong to Chemistry.
         later = datetime.now(UTC) + timedelta(minutes=1)
         load_batch(conn, settings, session("alice@x.edu", "jupyter-alice", "cpu-2", later, 30, container_base="torch"))
-        dbt(settings, *CYCLE_BUILD_ARGS)
+        dbt(settings, *COMPLETE_BUILD_ARGS)
     return settings
 
 
@@ -254,7 +254,7 @@ def test_formula_cells_are_neutralised_in_every_export(database, tmp_path):
             conn, settings, session("mallory@x.edu", "-jupyter-mallory", "cpu-1", PAST, 30, container_base="=cmd")
         )
         write_directory_entries(conn, settings.raw_schema, [found("mallory@x.edu", *hostile)])
-    dbt(settings, *CYCLE_BUILD_ARGS)
+    dbt(settings, *COMPLETE_BUILD_ARGS)
     outputs = {name: tmp_path / f"{name}.csv" for name in ("usage", "pseudonymised", "departments")}
     export_usage(settings, outputs["usage"], pseudonymize=False)
     export_usage(settings, outputs["pseudonymised"], pseudonymize=True, min_users=1)

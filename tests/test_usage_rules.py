@@ -10,7 +10,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from loader.dbt_runner import CYCLE_BUILD_ARGS
+from loader.dbt_runner import COMPLETE_BUILD_ARGS
 from loader.migrate import migrate
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, load_batch, observation
@@ -58,7 +58,7 @@ def built(module_database):
                 "night@x.edu", "jupyter-night", "gke-pool-1-abc", datetime(2026, 6, 30, 22, tzinfo=UTC), 6, gpu_count=2
             ),
         )
-    dbt(settings, *CYCLE_BUILD_ARGS)
+    dbt(settings, *COMPLETE_BUILD_ARGS)
     return settings
 
 
@@ -115,7 +115,7 @@ def test_no_rates_means_null_cost_and_two_rate_periods_cost_each_day_at_its_rate
     assert set(db.execute("select cost from analytics.session_costs").fetchall()) == {(None,)}
     assert set(db.execute("select cost from analytics.department_usage").fetchall()) == {(None,)}
     with_rates = replace(built, rules=(*built.rules, ("EXAMPLE_COST_RATES", "true")))
-    dbt(with_rates, *CYCLE_BUILD_ARGS)
+    dbt(with_rates, *COMPLETE_BUILD_ARGS)
     try:
         cost = db.execute(
             "select cost from analytics.session_costs c join analytics.user_sessions u using (session_id)"
@@ -128,7 +128,7 @@ def test_no_rates_means_null_cost_and_two_rate_periods_cost_each_day_at_its_rate
         assert by_month["2026-07-01"] == pytest.approx(float(july), abs=1e-9)
         assert by_month["2026-06-01"] > float(june)  # June also holds the two one-hour sessions
     finally:
-        dbt(built, *CYCLE_BUILD_ARGS)
+        dbt(built, *COMPLETE_BUILD_ARGS)
 
 
 def test_build_says_when_a_rule_changed_and_full_refresh_applies_it(built, monkeypatch):
@@ -194,13 +194,13 @@ def test_hours_are_the_same_with_and_without_rates(built, db):
     columns = "month, department, total_hours, gpu_hours, users"
     without = db.execute(f"select {columns} from analytics.department_usage").fetchall()
     with_rates = replace(built, rules=(*built.rules, ("EXAMPLE_COST_RATES", "true")))
-    dbt(with_rates, *CYCLE_BUILD_ARGS)
+    dbt(with_rates, *COMPLETE_BUILD_ARGS)
     try:
         costed = db.execute(f"select {columns} from analytics.department_usage").fetchall()
         assert sorted(costed) == sorted(without)
         assert db.execute("select count(*) from analytics.department_usage where cost is not null").fetchone()[0] > 0
     finally:
-        dbt(built, *CYCLE_BUILD_ARGS)
+        dbt(built, *COMPLETE_BUILD_ARGS)
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def gpu_built(tmp_path_factory, admin_database):
             cpu_usage_cores=IDLE,
         )
         load_batch(conn, settings, rows)
-    dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *CYCLE_BUILD_ARGS)
+    dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *COMPLETE_BUILD_ARGS)
     yield settings
     from tests.conftest import _drop_database
 

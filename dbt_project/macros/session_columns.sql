@@ -118,11 +118,12 @@
     {{ return(session_columns() | selectattr('kind', 'equalto', 'stretch') | list) }}
 {% endmacro %}
 
+{#- The inputs of the stretch rules, in the rules' order (from the rules, not the column list: rendering a model
+    asks for them often, and the column list is the dearest macro to render). -#}
 {% macro stretch_inputs() %}
     {%- set inputs = [] -%}
-    {%- for column in stretch_columns() -%}
-        {%- set input = stretch_rules()[column.rule].input -%}
-        {%- if input not in inputs %}{% do inputs.append(input) %}{% endif -%}
+    {%- for rule in stretch_rules().values() -%}
+        {%- if rule.input not in inputs %}{% do inputs.append(rule.input) %}{% endif -%}
     {%- endfor -%}
     {{ return(inputs) }}
 {% endmacro %}
