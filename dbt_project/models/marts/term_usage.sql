@@ -9,18 +9,18 @@ department_days as (
     select * from {{ ref('int_department_days') }}
 ),
 
-terms as (
-    select * from {{ ref('int_terms') }}
+term_days as (
+    select * from {{ ref('int_term_days') }}
 )
 
 select
-    terms.term,
-    terms.starts_on,
-    terms.ends_on,
+    term_days.term,
+    term_days.starts_on,
+    term_days.ends_on,
     department_days.department,
     count(distinct department_days.user_email) as users,
     count(distinct department_days.session_id) filter (
-        where (department_days.session_start at time zone 'UTC')::date between terms.starts_on and terms.ends_on
+        where (department_days.session_start at time zone 'UTC')::date between term_days.starts_on and term_days.ends_on
     ) as sessions,
     sum(department_days.hours) as total_hours,
     sum(department_days.gpu_hours) as gpu_hours,
@@ -29,5 +29,5 @@ select
     sum(department_days.active_hours) as active_hours,
     sum(department_days.cost) as cost
 from department_days
-inner join terms on department_days.day between terms.starts_on and terms.ends_on
-group by terms.term, terms.starts_on, terms.ends_on, department_days.department
+inner join term_days on department_days.day = term_days.day
+group by term_days.term, term_days.starts_on, term_days.ends_on, department_days.department
