@@ -48,6 +48,7 @@ from stand_ins.graph import GraphApiStub, graph_user
 
 BENCH_DATABASE = "jupyterhub_metrics_bench"
 STEP = timedelta(minutes=5)
+ALONE_STEP = timedelta(minutes=1)
 DAYS = 365
 # Mean observations per user per year that the generator below produces (sessions on ~31% of
 # days, lasting 1 to 60 collections, 21 on average).
@@ -301,9 +302,10 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
             cycle = cycle_build(settings)
             figures["cycle_build"].append(time.perf_counter() - began)
             figures["user_sessions_in_cycle"].append(cycle.outcome.node_seconds["user_sessions"])
-            # user_sessions alone, as the predecessor's refresh runs alone: its own dbt run after the next
-            # collection (in the cycle it shares the cores with the other models). Then the rest catches up.
-            at += STEP
+            # user_sessions alone, as the predecessor's refresh runs alone: its own dbt run after one more
+            # collection (in the cycle it shares the cores with the other models). Then the rest catches up. A
+            # minute later, not a step: the scenarios measured later must still find their sessions open.
+            at += ALONE_STEP
             collect(at)
             figures["user_sessions_sql"].append(user_sessions_alone(settings))
             build(settings)
