@@ -1,6 +1,6 @@
 """The build after each collection: once the project's files and rules have been built completely, `build` runs only
-the `cycle` selector (incremental models, tables, the snapshot); any change of files or rules, a plain `dbt build` in
-between, or a complete build that failed makes the next build complete again."""
+the `cycle` selector (incremental models, tables, the snapshot); any change of files or rules, a plain `dbt build` (or
+any dbt run of a view or seed) in between, or a complete build that failed makes the next build complete again."""
 
 from __future__ import annotations
 
@@ -116,6 +116,18 @@ def test_a_plain_dbt_build_in_between_makes_the_next_build_complete(cycle, modul
     assert conn.execute("select count(*) from analytics.complete_build").fetchone()[0] == 0
     assert build(environment)["complete"] is True
     assert build(environment)["complete"] is False
+
+
+def test_a_run_of_tables_alone_keeps_the_record_and_one_of_a_view_clears_it(cycle, module_database):
+    """A run that selects only tables, incremental models or snapshots cannot change a view or seed."""
+    environment, folder, conn = cycle
+    settings = settings_for(module_database)
+    build(environment)
+    assert run_dbt(settings, ["run", "--select", "user_sessions", "users"])
+    assert build(environment)["complete"] is False
+    assert run_dbt(settings, ["run", "--select", "department_usage"])
+    assert conn.execute("select count(*) from analytics.complete_build").fetchone()[0] == 0
+    assert build(environment)["complete"] is True
 
 
 def test_a_complete_build_that_fails_records_nothing(cycle, tmp_path):

@@ -1,17 +1,27 @@
 {#- What the last complete build built, so that `jupyterhub-metrics build` can run only the `cycle` selector after
     each collection (views and seeds change only with the project's files and rules). The loader passes the
-    fingerprint of those files and rules in JHM_PROJECT_FINGERPRINT. Any build, run, seed or snapshot other than the
-    cycle forgets the recorded build when it starts (it may re-create views from other files or rules); one that
-    ends with every model, seed and snapshot built records the fingerprint it was given. A plain `dbt build` is
-    given none, so the loader's next build is complete again. -#}
+    fingerprint of those files and rules in JHM_PROJECT_FINGERPRINT. A build, run or seed that selects a view or a
+    seed forgets the recorded build when it starts (it may re-create them from other files or rules); one that ends
+    with every model, seed and snapshot built records the fingerprint it was given. A plain `dbt build` is given
+    none, so the loader's next build is complete again. A run of only tables, incremental models or snapshots (the
+    cycle, or `dbt run --select user_sessions`) leaves the views and seeds as they were, and the record with them. -#}
 
 {% macro complete_build_table() -%}
     {{ target.schema }}.complete_build
 {%- endmacro %}
 
 {% macro changes_relations() -%}
-    {%- set is_cycle = invocation_args_dict.get('selector') == 'cycle' -%}
-    {{ return(flags.WHICH in ('build', 'run', 'seed', 'snapshot') and not is_cycle) }}
+    {%- set changes = [] -%}
+    {%- if flags.WHICH in ('build', 'run', 'seed', 'snapshot') -%}
+        {%- for unique_id in selected_resources if unique_id in graph.nodes -%}
+            {%- set node = graph.nodes[unique_id] -%}
+            {%- if node.resource_type == 'seed'
+                or (node.resource_type == 'model' and node.config.materialized not in ('table', 'incremental')) -%}
+                {%- do changes.append(unique_id) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(changes | length > 0) }}
 {%- endmacro %}
 
 {% macro forget_complete_build() %}
