@@ -74,16 +74,24 @@ class CheckResult:
         }
 
 
-def rules_in_force(settings: Settings) -> dict[str, str]:
-    """The rules the last build ran with (the rules_in_force mart); empty before the first build."""
+def _analytics_rows(settings: Settings, table: str, *columns: str) -> list[tuple]:
+    """The rows of a table the builds keep in the analytics schema; none before the build that makes it."""
     try:
         with connect(settings.database) as conn:
-            rows = conn.execute(
-                sql.SQL("select rule, value from {}.rules_in_force").format(sql.Identifier(settings.analytics_schema))
+            return conn.execute(
+                sql.SQL("select {} from {}.{}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.Identifier(settings.analytics_schema),
+                    sql.Identifier(table),
+                )
             ).fetchall()
     except psycopg.errors.UndefinedTable:
-        return {}
-    return dict(rows)
+        return []
+
+
+def rules_in_force(settings: Settings) -> dict[str, str]:
+    """The rules the last build ran with (the rules_in_force mart); empty before the first build."""
+    return dict(_analytics_rows(settings, "rules_in_force", "rule", "value"))
 
 
 def project_rules_version(settings: Settings) -> str:
@@ -112,15 +120,9 @@ def project_fingerprint(project_dir: Path, environment: Mapping[str, str]) -> st
 
 
 def completely_built(settings: Settings) -> str | None:
-    """The fingerprint of the last complete build that no other build, run, seed or snapshot followed."""
-    try:
-        with connect(settings.database) as conn:
-            row = conn.execute(
-                sql.SQL("select fingerprint from {}.complete_build").format(sql.Identifier(settings.analytics_schema))
-            ).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    return row[0] if row else None
+    """The fingerprint of the last complete build, unless a dbt run of a view or seed followed it."""
+    rows = _analytics_rows(settings, "complete_build", "fingerprint")
+    return rows[0][0] if rows else None
 
 
 def analyze_tables(settings: Settings) -> None:
