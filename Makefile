@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/python -m loader
 
-.PHONY: venv demo test lint collect build docs bench migrate clean-local
+.PHONY: venv engines demo test lint collect build docs bench migrate clean-local
 
 venv: $(VENV)/.installed $(BIN)/helm
 
@@ -20,11 +20,16 @@ $(VENV)/.installed: pyproject.toml
 $(BIN)/helm: tools/install_helm.py $(VENV)/.installed
 	$(BIN)/python tools/install_helm.py $@
 
+# Real TimescaleDB and Citus servers for the tests, built from ../shared/engines into a private PostgreSQL
+# (never the system one): minutes the first time, cached after (ENGINES_PREFIX, ENGINES_KIT override).
+engines: venv
+	$(BIN)/python -m stand_ins.engines build
+
 demo: venv
 	$(CLI) demo
 
 test: venv
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10 -n auto --dist loadscope
 
 # SQL and Python guard rails, the same as the pre-commit hooks (.pre-commit-config.yaml).
 lint: venv

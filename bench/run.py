@@ -38,7 +38,7 @@ from loader.build import BuildResult, build
 from loader.collect import build_rows, pods_from_document
 from loader.config import PROJECT_ROOT, load_settings
 from loader.db import connect, scalar
-from loader.dbt_runner import CHECK_TEST_ARGS, run_dbt
+from loader.dbt_runner import CHECK_TEST_ARGS, run_dbt, target_dir
 from loader.demo import LOCAL_SERVER_FOLDER
 from loader.graph_source import DirectoryEntry, GraphClient
 from loader.migrate import migrate
@@ -218,7 +218,7 @@ def scenario_collection(label: str, scenario: str, pods: int, at: datetime) -> l
 def raw_read_plan(conn: psycopg.Connection, settings) -> list[str]:
     """How user_sessions' incremental query reads the raw observations: each scan of a raw table, with
     its index and conditions (EXPLAIN of the SQL dbt compiled for the last run)."""
-    compiled = settings.dbt_project_dir / "target" / "compiled" / "jupyterhub_metrics" / "models" / "marts"
+    compiled = target_dir(settings) / "compiled" / "jupyterhub_metrics" / "models" / "marts"
     plan = scalar(conn.execute("explain (format json) " + (compiled / "user_sessions.sql").read_text()))
     scans = []
 

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loader.config import Settings
@@ -31,6 +32,13 @@ CHECK_FRESHNESS_ARGS = ["source", "freshness"]
 # other's tables, so each takes this database advisory lock first and waits for the other, within a bound.
 WRITING_COMMANDS = {"build", "run", "snapshot", "seed", "test"}
 BUILD_LOCK_KEY = 7_361_003
+
+
+def target_dir(settings: Settings) -> Path:
+    """Where dbt writes its artifacts (manifest.json, catalog.json, compiled SQL): DBT_TARGET_PATH, as dbt reads it,
+    else the project's target folder."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    return Path(configured) if configured else settings.dbt_project_dir / "target"
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from loader.dbt_runner import CHECK_TEST_ARGS, COMPLETE_BUILD_ARGS, run_dbt
+from loader.dbt_runner import CHECK_TEST_ARGS, COMPLETE_BUILD_ARGS, run_dbt, target_dir
 from loader.errors import LoaderError
 from loader.migrate import migrate
 from tests.conftest import settings_for
@@ -242,7 +242,7 @@ def test_models_never_build_into_the_raw_schema(built, analytics):
 
 def test_docs_generate_and_every_model_and_column_is_described(built):
     assert run_dbt(built, ["docs", "generate"])
-    target = built.dbt_project_dir / "target"
+    target = target_dir(built)
     catalog = json.loads((target / "catalog.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())
     missing = []
@@ -382,7 +382,7 @@ def test_a_cluster_that_stopped_reporting_fails_check_and_warns_in_plain_dbt(dat
 def test_every_model_has_a_uniqueness_test_and_every_session_mart_a_relationship(built):
     """Where rows could multiply (a join, a rate, a merge), a test would notice."""
     assert run_dbt(built, ["parse"])
-    manifest = json.loads((built.dbt_project_dir / "target" / "manifest.json").read_text())
+    manifest = json.loads((target_dir(built) / "manifest.json").read_text())
     unique_tested, related = set(), set()
     for node in manifest["nodes"].values():
         if node["resource_type"] != "test":
