@@ -53,6 +53,7 @@ def migrate(conn: psycopg.Connection, schema: str, directory: Path) -> list[str]
     """Applies the files not applied yet; returns their names. Refuses if an applied file changed."""
     files = migration_files(directory)
     schema_id = sql.Identifier(schema)
+    conn.add_notice_handler(_log_warning)
     with conn.transaction():
         conn.execute("select pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
     try:
@@ -91,6 +92,13 @@ def migrate(conn: psycopg.Connection, schema: str, directory: Path) -> list[str]
     finally:
         with conn.transaction():
             conn.execute("select pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.remove_notice_handler(_log_warning)
+
+
+def _log_warning(diagnostic: psycopg.errors.Diagnostic) -> None:
+    """What bootstrap SQL raises as a warning (an engine it cannot use, and why) reaches the admin's log."""
+    if diagnostic.severity_nonlocalized == "WARNING":
+        log.warning("%s", diagnostic.message_primary)
 
 
 def _apply(conn: psycopg.Connection, schema_id: sql.Identifier, file: MigrationFile, *, record: bool = True) -> None:

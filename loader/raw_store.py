@@ -21,11 +21,11 @@ OBSERVATION_COLUMNS = [f.name for f in fields(Observation) if f.name != "hub_use
 
 class RunKind(StrEnum):
     """The kinds of collector_runs rows (spec 3.1), declared once. dbt's `run_kinds` var (the staging test's
-    accepted values) and the trigger of bootstrap_sql/0004 (kind external) are tested against it."""
+    accepted values) and the default of collector_run_id (bootstrap_sql/0010, kind external) are tested against it."""
 
     COLLECT = "collect"
     USERS_SYNC = "users_sync"
-    EXTERNAL = "external"  # written by the trigger, for rows another writer inserted without a run id
+    EXTERNAL = "external"  # opened by collector_run_id's default, for rows another writer inserted without a run id
 
 
 # Held from the moment a run takes its id until it commits, so run ids become visible in
@@ -115,7 +115,7 @@ def record_collection(
         conn.execute(
             sql.SQL(
                 "create temp table if not exists incoming_observations"
-                " (like {}.container_observations_overflow including defaults) on commit delete rows"
+                " (like {}.container_observations_overflow) on commit delete rows"
             ).format(schema_id)
         )
         columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))

@@ -16,13 +16,14 @@ def dbt_project_vars() -> dict:
     return yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text())["vars"]
 
 
-def test_run_kinds_are_the_loaders_in_dbt_the_trigger_and_the_docs():
+def test_run_kinds_are_the_loaders_in_dbt_the_default_and_the_docs():
     declared = [kind.value for kind in RunKind]
     assert dbt_project_vars()["run_kinds"] == declared
     staging = (DBT_PROJECT / "models" / "staging" / "_staging__models.yml").read_text()
     assert "values: \"{{ var('run_kinds') }}\"" in staging
-    trigger = (PROJECT_ROOT / "bootstrap_sql" / "0004_runs_for_other_writers.sql").read_text()
-    assert re.findall(r"values \('(\w+)', now\(\)", trigger) == [RunKind.EXTERNAL.value]
+    for writer in ("0004_runs_for_other_writers.sql", "0010_runs_for_other_writers_by_default.sql"):
+        text = (PROJECT_ROOT / "bootstrap_sql" / writer).read_text()
+        assert re.findall(r"values \('(\w+)', now\(\)", text) == [RunKind.EXTERNAL.value]
     sources = (DBT_PROJECT / "models" / "staging" / "_sources.yml").read_text()
     kind_column = sources.split("- name: kind", 1)[1].split("- name:", 1)[0]
     assert all(f"`{kind}`" in kind_column for kind in declared)

@@ -108,9 +108,7 @@ def test_the_overflow_check_reads_only_the_collection_time(database):
             (at,),
         )
         conn.execute("analyze raw.container_observations")
-        conn.execute(
-            "create temp table incoming_observations (like raw.container_observations_overflow including defaults)"
-        )
+        conn.execute("create temp table incoming_observations (like raw.container_observations_overflow)")
         conn.execute(
             'insert into incoming_observations ("timestamp", user_email, node_name, container_image, container_base,'
             " pod_name, cluster, namespace) values (%s, 'user1@x.edu', 'node', 'img', 'img', 'jupyter-user1', 'campus',"

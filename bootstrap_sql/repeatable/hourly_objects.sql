@@ -19,7 +19,11 @@
 -- The extension is used wherever it is installed: every TimescaleDB function is called
 -- qualified with its schema. When it is available but not installed, it is created in public
 -- (never in the raw schema); a role that may not create it, or a server that does not preload
--- it, gets plain views instead of an error. Nothing reads superuser-only settings.
+-- it, gets plain objects and one warning instead of an error. Creating the extension on a server
+-- that does not preload it ends the connection (FATAL), which no exception handler catches, so the
+-- preload is checked first: the preloaded loader declares timescaledb.max_background_workers, a
+-- setting every role sees in pg_settings. Nothing reads superuser-only settings. An extension
+-- in a schema the migrating role may not use fails the migrate, saying which grant is missing.
 --
 -- hourly_node_stats and hourly_image_stats are created over hourly_pod_usage only where those
 -- names are free or hold this project's own views: a predecessor database keeps its own objects
@@ -29,24 +33,36 @@
 do $hourly$
 declare
     timescaledb_schema name;
+    preloaded boolean;
     main_hourly text;
     renamed_aggregate boolean := false;
     stats_view text;
     privilege record;
+    refresh_job record;
 begin
     select extnamespace::regnamespace::name into timescaledb_schema
     from pg_extension where extname = 'timescaledb';
+    preloaded := exists (select from pg_settings where name = 'timescaledb.max_background_workers');
 
-    if timescaledb_schema is null
-        and exists (select from pg_available_extensions where name = 'timescaledb')
-        and to_regnamespace('public') is not null
-    then
-        begin
-            create extension if not exists timescaledb schema public;
-            timescaledb_schema := 'public';
-        exception when others then
-            raise notice 'TimescaleDB is available but could not be created (%); using plain views', sqlerrm;
-        end;
+    if timescaledb_schema is not null and not preloaded then
+        raise exception 'TimescaleDB is installed in this database but the server does not preload it: add timescaledb to shared_preload_libraries, restart PostgreSQL and run db migrate again';
+    end if;
+    if timescaledb_schema is not null and not has_schema_privilege(timescaledb_schema, 'usage') then
+        raise exception 'TimescaleDB is installed in schema %, which role % may not use: as a superuser, run grant usage on schema % to % and run db migrate again',
+            timescaledb_schema, current_user, quote_ident(timescaledb_schema), quote_ident(current_user);
+    end if;
+
+    if timescaledb_schema is null and exists (select from pg_available_extensions where name = 'timescaledb') then
+        if not preloaded then
+            raise warning 'TimescaleDB is installed on this server but not preloaded, so container_observations stays a plain table: add timescaledb to shared_preload_libraries, restart PostgreSQL and run db migrate again';
+        elsif to_regnamespace('public') is not null then
+            begin
+                create extension if not exists timescaledb schema public;
+                timescaledb_schema := 'public';
+            exception when others then
+                raise warning 'TimescaleDB is available but % may not create it (%), so container_observations stays a plain table: create the extension as a superuser and run db migrate again', current_user, sqlerrm;
+            end;
+        end if;
     end if;
 
     if timescaledb_schema is not null then
@@ -111,12 +127,32 @@ begin
                 );
             end if;
         end if;
-        -- start_offset null: the first refresh covers all history (adoption), later ones what changed.
+        -- start_offset null: the first refresh covers all history (adoption), later ones what changed. A refresh
+        -- runs in batches, each committed; newest first (TimescaleDB's default), the watermark jumps to the end after
+        -- the first batch and, until the last, older hours read as empty. Oldest first, every moment of a long first
+        -- refresh reads whole: hours below the watermark materialized, the rest from the table.
         execute format(
             'select %I.add_continuous_aggregate_policy(%L::regclass, start_offset => null,'
-            ' end_offset => interval %L, schedule_interval => interval %L, if_not_exists => true)',
+            ' end_offset => interval %L, schedule_interval => interval %L, if_not_exists => true,'
+            ' refresh_newest_first => false)',
             timescaledb_schema, 'container_observations_hourly', '1 hour', '15 minutes'
         );
+        -- A policy an earlier migrate added refreshes newest first: the same, from now on.
+        for refresh_job in
+            select jobs.job_id, jobs.config from timescaledb_information.jobs as jobs
+            join timescaledb_information.continuous_aggregates as aggregates
+                on aggregates.materialization_hypertable_schema = jobs.hypertable_schema
+                and aggregates.materialization_hypertable_name = jobs.hypertable_name
+            where jobs.proc_name = 'policy_refresh_continuous_aggregate'
+                and aggregates.view_schema = current_schema()
+                and aggregates.view_name = 'container_observations_hourly'
+                and (jobs.config ->> 'refresh_newest_first') is distinct from 'false'
+        loop
+            execute format(
+                'select %I.alter_job(%s, config => %L::jsonb)',
+                timescaledb_schema, refresh_job.job_id, refresh_job.config || '{"refresh_newest_first": false}'
+            );
+        end loop;
         main_hourly := $sql$
             select
                 bucket, cluster, namespace, node_name, container_base, container_version, user_email, pod_name,
