@@ -80,7 +80,11 @@ appending_keys as (
 ),
 
 -- Other keys: the parts from the day of the observation before the earliest new one (or of the earliest new one)
--- are replaced; the last observation before that day opens the first stretch.
+-- are replaced; the last observation before that day opens the first stretch. Both look-ups into the observations
+-- are bounded below by the stored parts (searched_from), so that on TimescaleDB they read only the chunks those
+-- observations are in; a key with no stored part (a new pod) has no earlier observation and looks up nothing.
+-- A stored observation lies in a part that starts at or before it, and a part starts at an observation or at a
+-- midnight that cuts a stretch, which begins at most one session gap earlier.
 late_keys as (
     select
         {%- for column in session_key() %}
@@ -89,11 +93,23 @@ late_keys as (
         {{ utc_day('coalesce(predecessor.observed_at, tails.earliest_new_observation)') }} as replace_from
     from tails
     left join lateral (
+        select stored_parts.part_start - {{ session_gap() }} as searched_from
+        from {{ this }} as stored_parts
+        where
+            {{ session_key_matches('stored_parts', 'tails') }}
+            and stored_parts.part_start < tails.earliest_new_observation
+        order by stored_parts.part_start desc
+        limit 1
+    ) as predecessor_part on true
+    left join lateral (
         select before_new.observed_at
         from {{ ref('int_observations') }} as before_new
         where
             {{ session_key_matches('before_new', 'tails') }}
             and before_new.observed_at < tails.earliest_new_observation
+            -- A condition on the outer row alone: evaluated before any chunk is read.
+            and predecessor_part.searched_from is not null
+            and before_new.observed_at >= predecessor_part.searched_from
         order by before_new.observed_at desc
         limit 1
     ) as predecessor on true
@@ -107,11 +123,23 @@ late_anchors as (
         anchor_part.session_start as anchor_session_start
     from late_keys
     left join lateral (
+        select stored_parts.part_start - {{ session_gap() }} as searched_from
+        from {{ this }} as stored_parts
+        where
+            {{ session_key_matches('stored_parts', 'late_keys') }}
+            and stored_parts.day < (late_keys.replace_from at time zone 'UTC')::date
+        order by stored_parts.day desc, stored_parts.part_start desc
+        limit 1
+    ) as anchor_day_part on true
+    left join lateral (
         select before_day.observed_at
         from {{ ref('int_observations') }} as before_day
         where
             {{ session_key_matches('before_day', 'late_keys') }}
             and before_day.observed_at < late_keys.replace_from
+            -- A condition on the outer row alone: evaluated before any chunk is read.
+            and anchor_day_part.searched_from is not null
+            and before_day.observed_at >= anchor_day_part.searched_from
         order by before_day.observed_at desc
         limit 1
     ) as anchor on true
