@@ -1,29 +1,7 @@
--- The predecessor's derived objects (v1.2.3). They read container_observations through the
--- search_path, so they can sit over any copy of it.
---
--- hourly_node_stats and hourly_image_stats are TimescaleDB continuous aggregates there, with
--- their own column names (hour, unique_users, total_containers, ...); here they are plain views
--- with exactly those columns, which is what this project must coexist with after adoption.
-
-create view hourly_node_stats as
-select
-    date_trunc('hour', "timestamp") as hour,
-    node_name,
-    count(distinct user_email) as unique_users,
-    count(distinct pod_name) as total_containers,
-    avg(age_seconds) as avg_age_seconds
-from container_observations
-group by 1, node_name;
-
-create view hourly_image_stats as
-select
-    date_trunc('hour', "timestamp") as hour,
-    container_base,
-    container_version,
-    count(distinct user_email) as unique_users,
-    count(distinct pod_name) as total_containers
-from container_observations
-group by 1, container_base, container_version;
+-- The predecessor's sessions (v1.2.3): the materialized view it refreshed in full after every
+-- collection, and the per-user view over it. They read container_observations through the
+-- search_path, so they can sit over any copy of it. Its hourly objects are in
+-- predecessor_hourly_views.sql (plain PostgreSQL) or predecessor_timescaledb.sql.
 
 -- Refreshed in full by the predecessor's collector after every collection.
 create materialized view user_sessions as

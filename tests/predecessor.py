@@ -9,16 +9,25 @@ from psycopg import sql
 
 from loader.config import PROJECT_ROOT
 
-PREDECESSOR_TABLES_SQL = (PROJECT_ROOT / "compat" / "predecessor_tables.sql").read_text()
-PREDECESSOR_VIEWS_SQL = (PROJECT_ROOT / "compat" / "predecessor_views.sql").read_text()
-PREDECESSOR_SQL = PREDECESSOR_TABLES_SQL + "\n" + PREDECESSOR_VIEWS_SQL
+COMPAT = PROJECT_ROOT / "compat"
+PREDECESSOR_TABLES_SQL = (COMPAT / "predecessor_tables.sql").read_text()
+PREDECESSOR_VIEWS_SQL = (COMPAT / "predecessor_views.sql").read_text()
+# Its hourly objects: continuous aggregates on TimescaleDB, the engine it deploys; plain views elsewhere.
+PREDECESSOR_HOURLY_SQL = {
+    "timescaledb": (COMPAT / "predecessor_timescaledb.sql").read_text(),
+    "postgres": (COMPAT / "predecessor_hourly_views.sql").read_text(),
+}
 
 
-def create_predecessor(conn: psycopg.Connection, schema: str = "public") -> None:
+def create_predecessor(conn: psycopg.Connection, schema: str = "public", *, timescaledb: bool = False) -> None:
+    """The predecessor's schema; with `timescaledb`, as it is on TimescaleDB (the extension is created if missing)."""
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        if timescaledb:
+            conn.execute("create extension if not exists timescaledb")
         conn.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(schema)))
-        conn.execute(PREDECESSOR_SQL.encode())
+        hourly = PREDECESSOR_HOURLY_SQL["timescaledb" if timescaledb else "postgres"]
+        conn.execute("\n".join([PREDECESSOR_TABLES_SQL, hourly, PREDECESSOR_VIEWS_SQL]).encode())
 
 
 def predecessor_rows(count: int = 60) -> list[tuple]:

@@ -1,6 +1,8 @@
 """Adopting a real predecessor database (ncsa/jupyterhub-metrics v1.2.3, compat/) in place, end to end,
 with the CLI as an admin runs it: migrate, collect, users sync, build, check, exports, every dashboard
-panel (this project's and the predecessor's own), and nothing of the predecessor's changed."""
+panel (this project's and the predecessor's own), and nothing of the predecessor's changed. On plain PostgreSQL and
+on TimescaleDB, the engine the predecessor deploys: there its table is a hypertable with compressed chunks and its
+hourly objects are continuous aggregates with their own policies."""
 
 from __future__ import annotations
 
@@ -25,6 +27,13 @@ from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel, 
 
 pytestmark = pytest.mark.dbt
 
+
+@pytest.fixture(scope="module", params=["postgres", "timescaledb"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Both engines the predecessor ran on; only the tests that touch a database run twice."""
+    return request.param
+
+
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 PREDECESSOR_COLUMNS = (
     '"timestamp", user_email, user_name, node_name, container_image, container_base, container_version,'
@@ -40,6 +49,12 @@ PREDECESSOR_QUERIES = {
         "select date_trunc('day', first_seen) as time, count(*) from users"
         " where first_seen >= %(start)s and first_seen < %(end)s group by 1 order by 1"
     ),
+}
+# Its other dashboards read its hourly objects and sessions (restated: the objects and columns they use).
+PREDECESSOR_HOURLY_QUERIES = {
+    "Containers per node": "select hour, node_name, total_containers from hourly_node_stats order by 1, 2",
+    "Users per image": ("select container_base, max(unique_users) from hourly_image_stats group by 1 order by 1"),
+    "Session hours": "select user_email, total_hours, gpu_hours, cpu_hours from user_session_stats order by 1",
 }
 
 
@@ -68,15 +83,33 @@ def fingerprint(conn, *, adopted: bool = True) -> dict[str, object]:
     return {"rows": rows, "definitions": definitions, "indexes": indexes, "columns": columns}
 
 
+def compress_and_refresh_as_the_predecessor_did(conn) -> None:
+    """Its rows are years old: its policies compressed them and its aggregates hold their hours."""
+    chunks = conn.execute(
+        "select format('%I.%I', chunk_schema, chunk_name) from timescaledb_information.chunks"
+        " where hypertable_name = 'container_observations' and not is_compressed"
+    ).fetchall()
+    for (chunk,) in chunks:
+        try:
+            conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+        except psycopg.errors.DuplicateObject:
+            pass  # its own compression policy, which a fresh server runs at once, got there first
+    for aggregate in ("hourly_node_stats", "hourly_image_stats"):
+        conn.execute(f"call refresh_continuous_aggregate('public.{aggregate}', null, null)")
+
+
 @pytest.fixture(scope="module")
-def adopted(module_database, tmp_path_factory):
+def adopted(engine, module_database, tmp_path_factory):
     """A predecessor database adopted with RAW_SCHEMA=public and run through one whole day of operation."""
     folder = tmp_path_factory.mktemp("adoption")
     settings = replace(settings_for(module_database), raw_schema="public")
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
-        create_predecessor(conn, "public")
+        create_predecessor(conn, "public", timescaledb=engine == "timescaledb")
         insert_predecessor_rows(conn, predecessor_rows())
+        if engine == "timescaledb":
+            compress_and_refresh_as_the_predecessor_did(conn)
         before = fingerprint(conn, adopted=False)
+        hourly_before = {title: conn.execute(query).fetchall() for title, query in PREDECESSOR_HOURLY_QUERIES.items()}
         sessions_before = conn.execute("select * from public.user_sessions order by 1, 2, 3, 4").fetchall()
 
     environment = {**module_database.environment(), "RAW_SCHEMA": "public", "ACCESS_TOKEN": "token"}
@@ -120,6 +153,7 @@ def adopted(module_database, tmp_path_factory):
         "folder": folder,
         "before": before,
         "sessions_before": sessions_before,
+        "hourly_before": hourly_before,
         "outputs": outputs,
     }
 
@@ -142,6 +176,39 @@ def test_the_old_materialized_view_still_refreshes_and_sees_new_rows(adopted, db
     sessions = db.execute("select * from public.user_sessions order by 1, 2, 3, 4").fetchall()
     assert set(adopted["sessions_before"]) < set(sessions)
     assert db.execute("select count(*) from public.user_session_stats").fetchone()[0] == 4
+
+
+def test_the_old_hourly_objects_and_session_views_still_answer_and_keep_their_rows(engine, adopted, db):
+    """Its hourly objects (continuous aggregates with their own policies on TimescaleDB) answer every old hour as
+    before; the aggregates still refresh, and see the new collector's rows."""
+    answers = {title: db.execute(query).fetchall() for title, query in PREDECESSOR_HOURLY_QUERIES.items()}
+    old_hours = [row for row in answers["Containers per node"] if row[0] < datetime(2025, 1, 1, tzinfo=UTC)]
+    assert old_hours == adopted["hourly_before"]["Containers per node"]
+    assert set(adopted["hourly_before"]["Users per image"]) <= set(answers["Users per image"])
+    assert len(answers["Session hours"]) == 4
+    if engine == "timescaledb":
+        kept = db.execute(
+            "select segmentby from timescaledb_information.hypertable_compression_settings"
+            " where hypertable = 'public.container_observations'::regclass"
+        ).fetchone()[0]
+        assert kept == "user_email,node_name,container_base"  # the predecessor's own compression
+        aggregates = {
+            row[0]
+            for row in db.execute(
+                "select view_name from timescaledb_information.continuous_aggregates where view_schema = 'public'"
+            ).fetchall()
+        }
+        assert aggregates == {"hourly_node_stats", "hourly_image_stats", "container_observations_hourly"}
+        db.execute("call refresh_continuous_aggregate('public.hourly_node_stats', null, null)")
+        recent = db.execute("select count(*) from hourly_node_stats where hour > now() - interval '1 day'").fetchone()
+        assert recent[0] >= 1
+        assert (
+            db.execute(
+                "select count(*) from timescaledb_information.chunks where hypertable_name = 'container_observations'"
+                " and is_compressed and range_end < '2025-01-01'"
+            ).fetchone()[0]
+            >= 1
+        )
 
 
 def test_directory_sync_recorded_found_not_found_and_error_without_nulls(db):
@@ -237,7 +304,8 @@ def test_every_dashboard_panel_works_on_the_adopted_database(adopted, db):
         drop_role(db, role)
 
 
-def test_migrate_as_a_database_owner_who_is_not_a_superuser(admin_database, tmp_path):
+def test_migrate_as_a_database_owner_who_is_not_a_superuser(database_server, tmp_path):
+    admin_database = database_server.admin
     owner = f"jhm_owner_{uuid.uuid4().hex[:8]}"
     name = f"jhm_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(autocommit=True, **admin_database.connect_kwargs()) as admin:
