@@ -24,6 +24,7 @@ from tests.conftest import settings_for
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
 from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel, drop_role, make_reader
+from tests.test_timescaledb import compress_chunks
 
 pytestmark = pytest.mark.dbt
 
@@ -85,15 +86,7 @@ def fingerprint(conn, *, adopted: bool = True) -> dict[str, object]:
 
 def compress_and_refresh_as_the_predecessor_did(conn) -> None:
     """Its rows are years old: its policies compressed them and its aggregates hold their hours."""
-    chunks = conn.execute(
-        "select format('%I.%I', chunk_schema, chunk_name) from timescaledb_information.chunks"
-        " where hypertable_name = 'container_observations' and not is_compressed"
-    ).fetchall()
-    for (chunk,) in chunks:
-        try:
-            conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
-        except psycopg.errors.DuplicateObject:
-            pass  # its own compression policy, which a fresh server runs at once, got there first
+    compress_chunks(conn, table="public.container_observations")
     for aggregate in ("hourly_node_stats", "hourly_image_stats"):
         conn.execute(f"call refresh_continuous_aggregate('public.{aggregate}', null, null)")
 

@@ -7,6 +7,7 @@ background jobs, and a 5-minute cycle that reads no compressed chunk without new
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -116,21 +117,25 @@ def as_user(rows: list, name: str) -> list:
     return [replace(row, user_email=f"{name}@x.edu", pod_name=f"jupyter-{name}", user_name=name) for row in rows]
 
 
-def compress_chunks(conn: psycopg.Connection, older_than: timedelta | None = None) -> list[str]:
-    """Compresses the hypertable's chunks (those older than `older_than`, or all), as the policy does."""
+def compress_chunks(
+    conn: psycopg.Connection, older_than: timedelta | None = None, table: str = "raw.container_observations"
+) -> list[str]:
+    """Compresses the hypertable's chunks (those older than `older_than`, or all), as the policy does; a no-op on
+    plain PostgreSQL. The compression policy, which a fresh server runs at once, may get to a chunk first."""
+    if conn.execute("select to_regclass('timescaledb_information.chunks') is null").fetchone()[0]:
+        return []
     if older_than is None:
-        query = (
-            "select compress_chunk(c, if_not_compressed => true)::text from show_chunks('raw.container_observations') c"
-        )
-        return [row[0] for row in conn.execute(query).fetchall()]
-    return [
-        row[0]
-        for row in conn.execute(
-            "select compress_chunk(c, if_not_compressed => true)::text"
-            " from show_chunks('raw.container_observations', older_than => %s) c",
-            (older_than,),
+        chunks = conn.execute("select c::text from show_chunks(%s::regclass) as c", (table,)).fetchall()
+    else:
+        chunks = conn.execute(
+            "select c::text from show_chunks(%s::regclass, older_than => %s::interval) as c", (table, older_than)
         ).fetchall()
-    ]
+    compressed = []
+    for (chunk,) in chunks:
+        with contextlib.suppress(psycopg.errors.DuplicateObject):
+            conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+        compressed.append(chunk)
+    return compressed
 
 
 def compressed_chunks(conn: psycopg.Connection) -> set[str]:
