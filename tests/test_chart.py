@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from loader.config import PROJECT_ROOT
+from stand_ins import engines
 
 CHART = PROJECT_ROOT / "chart"
 HELM = shutil.which("helm", path=str(PROJECT_ROOT / ".venv" / "bin")) or shutil.which("helm")
@@ -322,7 +323,31 @@ def test_datasource_url_resolves_from_any_namespace_and_names_the_right_postgres
     datasource = next(s for s in by_kind(render(), "Secret") if s["metadata"]["name"].endswith("-grafana-datasource"))
     provisioned = yaml.safe_load(next(iter(datasource["stringData"].values())))["datasources"][0]
     assert provisioned["url"] == "hub-metrics-jupyterhub-metrics-timescaledb.metrics.svc.cluster.local:5432"
-    assert provisioned["jsonData"]["postgresVersion"] == 1600  # timescale/timescaledb:2.17.2-pg16
+    assert provisioned["jsonData"]["postgresVersion"] == engines.CHART_FLAVOUR.postgres * 100
+
+
+def test_the_bundled_database_is_the_engine_release_the_tests_run():
+    """The chart deploys the TimescaleDB release and PostgreSQL major that tests/test_timescaledb.py runs."""
+    flavour = engines.CHART_FLAVOUR
+    (statefulset,) = [s for s in by_kind(render(), "StatefulSet") if s["metadata"]["name"].endswith("-timescaledb")]
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"timescale/timescaledb:{flavour.timescaledb}-pg{flavour.postgres}"
+    # The postgres images from 18 on refuse a volume at /var/lib/postgresql/data; their data lives under the major.
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["PGDATA"] == f"/var/lib/postgresql/{flavour.postgres}/docker"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["data"] == "/var/lib/postgresql"
+    values = yaml.safe_load((PROJECT_ROOT / "chart" / "values.yaml").read_text())
+    assert values["database"]["external"]["postgresVersion"] == flavour.postgres
+
+
+def test_a_bundled_image_tag_without_a_postgres_major_fails_in_one_line():
+    result = subprocess.run(
+        [HELM, "template", "x", str(CHART), "--set", "timescaledb.image.tag=latest"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert 'timescaledb.image.tag "latest" names no PostgreSQL major' in result.stderr
 
 
 def test_dashboards_carry_the_releases_schemas():

@@ -66,11 +66,18 @@ annotations:
 {{- else -}}{{ printf "%s.%s.svc.%s" (include "jhm.databaseHost" .) .Release.Namespace .Values.clusterDomain }}{{- end -}}
 {{- end -}}
 
-{{/* PostgreSQL major version times 100, as Grafana's datasource wants it: from the bundled image's tag
-     (2.17.2-pg16 gives 1600), or database.external.postgresVersion. */}}
+{{/* The bundled image's PostgreSQL major, from its tag (2.29.2-pg18 gives 18). */}}
+{{- define "jhm.bundledPostgresMajor" -}}
+{{- $major := regexFind "[0-9]+$" (regexFind "pg[0-9]+" .Values.timescaledb.image.tag) -}}
+{{- if not $major -}}{{ fail (printf "timescaledb.image.tag %q names no PostgreSQL major (-pgNN): use a timescale/timescaledb tag such as 2.29.2-pg18" .Values.timescaledb.image.tag) }}{{- end -}}
+{{- $major -}}
+{{- end -}}
+
+{{/* PostgreSQL major version times 100, as Grafana's datasource wants it: the bundled image's, or
+     database.external.postgresVersion. */}}
 {{- define "jhm.postgresVersion" -}}
 {{- if .Values.database.external.enabled -}}{{ mul .Values.database.external.postgresVersion 100 }}
-{{- else -}}{{ mul (regexFind "[0-9]+$" (regexFind "pg[0-9]+" .Values.timescaledb.image.tag) | default "16" | atoi) 100 }}{{- end -}}
+{{- else -}}{{ mul (include "jhm.bundledPostgresMajor" . | atoi) 100 }}{{- end -}}
 {{- end -}}
 
 {{- define "jhm.databasePort" -}}
