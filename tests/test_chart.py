@@ -340,6 +340,46 @@ def test_the_bundled_database_is_the_engine_release_the_tests_run():
     assert values["database"]["external"]["postgresVersion"] == flavour.postgres
 
 
+def database_statefulset(*values: str) -> dict:
+    (statefulset,) = [
+        s for s in by_kind(render(*values), "StatefulSet") if s["metadata"]["name"].endswith("-timescaledb")
+    ]
+    return statefulset["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("volume", "exit_code"),
+    [
+        ({}, 0),  # a fresh install
+        ({"pgdata/PG_VERSION": "16"}, 1),  # an earlier release's PostgreSQL 16 cluster, not yet upgraded
+        ({"pgdata/PG_VERSION": "16", "18/docker/PG_VERSION": "18"}, 0),  # upgraded beside it
+        ({"18/docker/PG_VERSION": "18"}, 0),  # this release's own cluster
+    ],
+)
+def test_an_earlier_releases_volume_stops_the_database_instead_of_starting_an_empty_one(tmp_path, volume, exit_code):
+    """The init container's own script, run by sh on a volume laid out as each release leaves it."""
+    (init,) = database_statefulset()["initContainers"]
+    for relative, text in volume.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text + "\n")
+    script = init["command"][-1].replace("/var/lib/postgresql", str(tmp_path))
+    env = {item["name"]: item["value"].replace("/var/lib/postgresql", str(tmp_path)) for item in init["env"]}
+    result = subprocess.run([*init["command"][:-1], script], env=env, capture_output=True, text=True)
+    assert result.returncode == exit_code
+    if exit_code:
+        assert result.stderr.count("\n") == 1
+        assert "holds PostgreSQL 16 data" in result.stderr and "timescaledb.image.tag to a pg16 tag" in result.stderr
+
+
+def test_an_image_before_postgres_18_keeps_the_earlier_layout():
+    spec = database_statefulset("--set", "timescaledb.image.tag=2.17.2-pg16")
+    assert "initContainers" not in spec
+    (container,) = spec["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["data"] == "/var/lib/postgresql/data"
+
+
 def test_a_bundled_image_tag_without_a_postgres_major_fails_in_one_line():
     result = subprocess.run(
         [HELM, "template", "x", str(CHART), "--set", "timescaledb.image.tag=latest"],
