@@ -25,6 +25,7 @@ from tests.conftest import settings_for
 from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 from tests.predecessor import PREDECESSOR_VIEWS_SQL
 from tests.session_reference import GPU_CLASSES, Row, differences, reference
+from tests.test_timescaledb import compress_chunks
 
 pytestmark = pytest.mark.dbt
 
@@ -236,8 +237,12 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
         assert external_run < loader_run
 
 
-@pytest.mark.parametrize("seed", [11, 2026])
-def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed):
+# Every seed on plain PostgreSQL; one on each other engine, where chunks are compressed between batches so that
+# late rows land in compressed chunks.
+@pytest.mark.parametrize(
+    ("engine", "seed"), [("postgres", 11), ("postgres", 2026), ("timescaledb", 11)], indirect=["engine"]
+)
+def test_incremental_sessions_equal_full_rebuild_and_predecessor(engine, database, conn, seed):
     rng = random.Random(seed)
     settings = settings_for(database)
     conn.autocommit = True  # no open transaction of ours may block dbt's DDL
@@ -263,6 +268,7 @@ def test_incremental_sessions_equal_full_rebuild_and_predecessor(database, conn,
             copy_without_run_id(conn, settings, external)
             load_batch(conn, settings, loaded, hub=hub_snapshot(rng, loaded))
         dbt(settings, "run", "--select", *MART_KEYS)
+        compress_chunks(conn)
     incremental = marts(conn)
     assert_equal_to_reference(conn)
 
@@ -326,8 +332,10 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
     return observations
 
 
-@pytest.mark.parametrize("seed", [5, 77])
-def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed):
+@pytest.mark.parametrize(
+    ("engine", "seed"), [("postgres", 5), ("postgres", 77), ("timescaledb", 5)], indirect=["engine"]
+)
+def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(engine, database, conn, seed):
     """Collections in time order (the common case: open sessions extended from their stored rows), with a
     few observations held back and delivered late, some by other writers: equal to one full rebuild."""
     rng = random.Random(seed)
@@ -355,6 +363,7 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
     dbt(rebuilt, "run", "--select", "+user_sessions", *MART_KEYS, "--full-refresh")
     assert_same_marts(marts(conn), marts(conn, schema="rebuilt"))
     assert_equal_to_reference(conn)
+    compress_chunks(conn)
     rng.shuffle(late)
     copy_without_run_id(conn, settings, late[: len(late) // 2])
     dbt(settings, "run", "--select", *MART_KEYS)
