@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +22,9 @@ from loader.dbt_runner import (
     COMPLETE_BUILD_ARGS,
     CYCLE_ARGS,
     DbtOutcome,
+    build_lock,
     run_dbt,
+    target_dir,
 )
 from loader.errors import ChecksFailed, LoaderError
 
@@ -33,6 +35,11 @@ FINGERPRINT_VARIABLE = "JHM_PROJECT_FINGERPRINT"
 # Not part of what a build makes: dbt's own output, local files, and the connection (whose password must not be
 # hashed into a row of the database).
 UNBUILT_PROJECT_PATHS = ("target", "logs", "dbt_packages", ".user.yml", "profiles.yml")
+# Before a complete build, the admins' seeds are loaded into a schema of their own, where each runs the check it
+# runs as it loads (dbt_project/macros/assert_seeds_valid.sql): a bad file then stops the build before anything is
+# replaced. The schema is dropped after; its name is the analytics schema's with this suffix.
+SEED_CHECK_SUFFIX = "__seed_check"
+SEED_CHECK_ARGS = ["seed", "--full-refresh", "--no-write-json"]
 REFERENCED_VARIABLE = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
 
@@ -138,6 +145,32 @@ def analyze_tables(settings: Settings) -> None:
             )
 
 
+def check_seeds(settings: Settings, *, output_to_stderr: bool = False) -> None:
+    """Every seed loaded and checked in a schema of its own (under the build lock, so two builds never share it),
+    then the schema dropped. LoaderError, naming the file and its lines, when one is bad."""
+    aside = replace(
+        settings, analytics_schema=settings.analytics_schema[: 63 - len(SEED_CHECK_SUFFIX)] + SEED_CHECK_SUFFIX
+    )
+    drop = sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(aside.analytics_schema))
+    with build_lock(settings):
+        with connect(settings.database, autocommit=True) as conn:
+            conn.execute(drop)
+        try:
+            outcome = run_dbt(
+                aside,
+                SEED_CHECK_ARGS,
+                output_to_stderr=output_to_stderr,
+                # Its own artifacts: dbt parses a project again in full when the profile's schema changes.
+                environment={"DBT_TARGET_PATH": str(target_dir(settings) / "seed-check")},
+                lock_held=True,
+            )
+        finally:
+            with connect(settings.database, autocommit=True) as conn:
+                conn.execute(drop)
+    if not outcome:
+        raise LoaderError(f"{outcome.first_problem()}; nothing was built, the marts are as they were")
+
+
 def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: bool = False) -> BuildResult:
     """dbt build of models, seeds and snapshots: all of them when the project's files or rules differ from the last
     complete build's, else the `cycle` selector (what follows new data). Marts built under another rules version (an
@@ -148,6 +181,8 @@ def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: b
     rebuild = bool(built_version) and built_version != project_rules_version(settings)
     fingerprint = project_fingerprint(settings.dbt_project_dir, {**os.environ, **settings.dbt_environment()})
     complete = full_refresh or rebuild or not before or completely_built(settings) != fingerprint
+    if complete:
+        check_seeds(settings, output_to_stderr=output_to_stderr)
     outcome = run_dbt(
         settings,
         COMPLETE_BUILD_ARGS

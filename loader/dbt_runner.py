@@ -120,9 +120,10 @@ def run_dbt(
     *,
     output_to_stderr: bool = False,
     environment: dict[str, str] | None = None,
+    lock_held: bool = False,
 ) -> DbtOutcome:
     """`dbt ARGS` with --project-dir and --profiles-dir filled in. dbt's log goes to stdout, or to stderr when stdout
-    carries a result (`--json`)."""
+    carries a result (`--json`). A writing command takes the build lock, unless the caller holds it (`lock_held`)."""
     from dbt.cli.main import dbtRunner
 
     project_dir = settings.dbt_project_dir
@@ -138,10 +139,10 @@ def run_dbt(
     stream = sys.stderr if output_to_stderr else sys.stdout
     # Colour codes only on a terminal: CronJob logs and pipes get plain text (DBT_USE_COLORS still wins).
     colours = {} if "DBT_USE_COLORS" in os.environ else {"DBT_USE_COLORS": str(stream.isatty()).lower()}
-    exclusive = bool(args) and args[0] in WRITING_COMMANDS
+    exclusive = bool(args) and args[0] in WRITING_COMMANDS and not lock_held
     began = time.monotonic()
     with (
-        _build_lock(settings, exclusive),
+        build_lock(settings, exclusive),
         _environment({**settings.dbt_environment(), **colours, **(environment or {})}),
         contextlib.redirect_stdout(stream),
     ):
@@ -152,7 +153,7 @@ def run_dbt(
 
 
 @contextmanager
-def _build_lock(settings: Settings, exclusive: bool) -> Iterator[None]:
+def build_lock(settings: Settings, exclusive: bool = True) -> Iterator[None]:
     """Holds BUILD_LOCK_KEY on a connection of its own while dbt runs; waits at most build_lock_wait_seconds."""
     if not exclusive:
         yield

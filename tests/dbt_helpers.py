@@ -87,3 +87,48 @@ def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observatio
     ):
         for row in observations:
             copy.write_row([getattr(row, name) for name in OBSERVATION_COLUMNS])
+
+
+# Relations of dbt's own bookkeeping, whose rows say when and how a build ran rather than what was used.
+BOOKKEEPING = {"complete_build"}
+# Columns that say when the loading ran (now() at each step), which two builds never share.
+WHEN_IT_RAN = {
+    "stg_raw__collector_runs": ("started_at", "finished_at"),
+    "stg_raw__users": ("fetched_at",),
+    "users": ("fetched_at",),
+    "users_history": ("fetched_at", "dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"),
+}
+
+
+def relation_names(conn: psycopg.Connection, schema: str) -> list[str]:
+    return [
+        name
+        for (name,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = %s order by 1", (schema,)
+        ).fetchall()
+        if name not in BOOKKEEPING
+    ]
+
+
+def relation_rows(conn: psycopg.Connection, schema: str, name: str) -> list[str]:
+    """The rows of one relation as text, in order; sums of double precision to 9 decimals, since their last bits
+    follow the order in which an engine happens to add (24.666666666666668 on one, ...664 on another)."""
+    columns = conn.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, name),
+    ).fetchall()
+    selected = [
+        sql.SQL("round({}::numeric, 9)" if data_type == "double precision" else "{}").format(sql.Identifier(column))
+        for column, data_type in columns
+        if column not in WHEN_IT_RAN.get(name, ())
+    ]
+    query = sql.SQL("select row({})::text from {} as r order by 1").format(
+        sql.SQL(", ").join(selected), sql.Identifier(schema, name)
+    )
+    return [row for (row,) in conn.execute(query).fetchall()]
+
+
+def every_relations_rows(database, schema: str) -> dict[str, list[str]]:
+    with psycopg.connect(**database.connect_kwargs()) as conn:
+        return {name: relation_rows(conn, schema, name) for name in relation_names(conn, schema)}

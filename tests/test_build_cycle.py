@@ -130,11 +130,29 @@ def test_a_run_of_tables_alone_keeps_the_record_and_one_of_a_view_clears_it(cycl
     assert build(environment)["complete"] is True
 
 
-def test_a_complete_build_that_fails_records_nothing(cycle, tmp_path):
+def test_a_complete_build_refused_for_a_bad_seed_keeps_the_record_of_the_last_one(cycle, tmp_path):
+    """It replaced nothing, so the marts are still those of the last complete build, and the next build of the
+    project as it was is a cycle."""
     environment, folder, conn = cycle
+    build(environment)
+    recorded = conn.execute("select fingerprint from analytics.complete_build").fetchall()
     header = "valid_from,valid_to,gpu_model,gpu_hour,cpu_core_hour,memory_gib_hour,currency\n"
     overlapping = header + "2026-01-01,2026-07-01,,1,0.1,0.01,USD\n2026-06-01,2027-01-01,,2,0.1,0.01,USD\n"
     project = project_with_rates(tmp_path, overlapping)
+    failed = CliRunner().invoke(app, ["build"], env={**environment, "DBT_PROJECT_DIR": str(project)})
+    assert failed.exit_code == 1, failed.output
+    assert len(recorded) == 1
+    assert conn.execute("select fingerprint from analytics.complete_build").fetchall() == recorded
+    assert build(environment)["complete"] is False
+
+
+def test_a_complete_build_that_fails_midway_records_nothing(cycle, tmp_path):
+    environment, folder, conn = cycle
+    project = project_with_rates(
+        tmp_path, "valid_from,valid_to,gpu_model,gpu_hour,cpu_core_hour,memory_gib_hour,currency\n"
+    )
+    model = project / "models" / "marts" / "department_usage.sql"
+    model.write_text(model.read_text() + "\nwhere not_a_column is null\n")
     failed = CliRunner().invoke(app, ["build"], env={**environment, "DBT_PROJECT_DIR": str(project)})
     assert failed.exit_code == 1, failed.output
     assert conn.execute("select count(*) from analytics.complete_build").fetchone()[0] == 0

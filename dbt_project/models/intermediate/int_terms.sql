@@ -1,6 +1,5 @@
 -- depends_on: {{ ref('terms') }}
-{#- The academic terms (seed terms); a term that ends before it begins fails the build naming it. -#}
-{%- do assert_terms_valid(ref('terms')) %}
+{#- The academic terms (seed terms, checked as it loads: assert_terms_valid). #}
 
 with
 
