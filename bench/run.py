@@ -57,9 +57,19 @@ OBSERVATIONS_PER_USER = 2400
 log = logging.getLogger("bench")
 
 
-def bench_settings():
+def bench_settings(engine: str):
+    """Plain PostgreSQL: the DB_* server, else the embedded one. TimescaleDB: TEST_TIMESCALEDB_URL, else a server the
+    engines kit starts (`make engines`), stopped at exit."""
     settings = load_settings()
-    if settings.database_configured:
+    if engine == "timescaledb":
+        import atexit
+
+        from stand_ins.engines import timescaledb_server
+
+        server = timescaledb_server()
+        atexit.register(server.stop)
+        admin = server.admin
+    elif settings.database_configured:
         admin = replace(settings.database, name="postgres")
     else:
         from loader.embedded import local_server
@@ -134,6 +144,37 @@ def grow_history(conn: psycopg.Connection, *, users: int, start: datetime, first
     conn.execute("analyze raw.container_observations")
     conn.execute("analyze raw.collector_runs")
     return inserted
+
+
+def settle_timescaledb(conn: psycopg.Connection) -> dict | None:
+    """On TimescaleDB, what its policies would have done to a year of history by now: chunks older than the
+    policy's 7 days compressed, the hourly aggregate refreshed. The compression figures; None on plain PostgreSQL."""
+    if scalar(conn.execute("select to_regclass('timescaledb_information.chunks') is null")):
+        return None
+    chunks = conn.execute(
+        "select format('%I.%I', chunk_schema, chunk_name) from timescaledb_information.chunks"
+        " where hypertable_schema = 'raw' and hypertable_name = 'container_observations'"
+        " and not is_compressed and range_end < now() - interval '7 days'"
+    ).fetchall()
+    for (chunk,) in chunks:
+        conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+    conn.execute(
+        "call refresh_continuous_aggregate('raw.container_observations_hourly', null, now() - interval '1 hour')"
+    )
+    conn.execute("analyze raw.container_observations")
+    before, after, compressed, total = conn.execute(
+        "select sum(before_compression_total_bytes), sum(after_compression_total_bytes),"
+        " count(*) filter (where compression_status = 'Compressed'), count(*)"
+        " from chunk_compression_stats('raw.container_observations')"
+    ).fetchone() or (None, None, 0, 0)
+    return {
+        "chunks": total,
+        "compressed_chunks": compressed,
+        "bytes_before": int(before or 0),
+        "bytes_after": int(after or 0),
+        "ratio": float(before) / float(after) if after else None,
+        "hypertable_bytes": scalar(conn.execute("select hypertable_size('raw.container_observations')")),
+    }
 
 
 # Open sessions of these ages (in 5-minute collections) when a measured collection continues them.
@@ -264,6 +305,7 @@ def dbt_or_fail(settings, args: list[str]) -> None:
 
 def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: datetime) -> tuple[dict, datetime]:
     observations = conn.execute("select count(*) from raw.container_observations").fetchone()[0]
+    compression = settle_timescaledb(conn)
     log.info("%s: %d observations; full rebuild of the marts", label, observations)
 
     full_rebuild = timed(lambda: build(settings, full_refresh=True))
@@ -336,6 +378,7 @@ def measure(settings, conn, *, label: str, pods: int, repetitions: int, at: date
         "scenarios": scenarios,
         "raw_read_plan": plan,
         "panels": panels,
+        "compression": compression,
     }, at
 
 
@@ -470,12 +513,21 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=1_000_000, help="history at the first size")
     parser.add_argument("--pods", type=int, default=300, help="running pods in each scenario's collections")
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--engine",
+        choices=["postgres", "timescaledb"],
+        default="postgres",
+        help="plain PostgreSQL (DB_*, else embedded) or TimescaleDB (TEST_TIMESCALEDB_URL, else the engines kit's)",
+    )
+    parser.add_argument("--out", type=Path, help="default bench/results/latest.json, latest-<engine>.json")
     args = parser.parse_args()
+    if args.out is None:
+        name = "latest.json" if args.engine == "postgres" else f"latest-{args.engine}.json"
+        args.out = PROJECT_ROOT / "bench" / "results" / name
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("loader").setLevel(logging.WARNING)
 
-    settings = bench_settings()
+    settings = bench_settings(args.engine)
     settings = replace(settings, collect=replace(settings.collect, cluster="bench"))
     users = max(10, round(args.observations / OBSERVATIONS_PER_USER))
     start = (datetime.now(UTC) - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -533,8 +585,14 @@ def main() -> None:
         large["scenarios"][name]["user_sessions_sql"] for name in ("8 hours", "1 hour", "3 days")
     )
     cycle_growth = large["scenarios"]["8 hours"]["cycle_build"] / small["scenarios"]["8 hours"]["cycle_build"]
+    with connect(settings.database) as conn:
+        server_version = scalar(conn.execute("select current_setting('server_version')"))
+        timescaledb = scalar(conn.execute("select max(extversion) from pg_extension where extname = 'timescaledb'"))
     report = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "engine": args.engine,
+        "server": server_version,
+        "timescaledb": timescaledb,
         "pods_per_collection": args.pods,
         "repetitions": args.repetitions,
         "sizes": results,
@@ -605,6 +663,14 @@ def table(report: dict) -> str:
         "- user_sessions reads new raw observations by: " + "; ".join(report["sizes"][-1]["raw_read_plan"][:2]),
     ]
     for size in report["sizes"]:
+        if size.get("compression"):
+            figures = size["compression"]
+            lines.append(
+                f"- TimescaleDB at {size['observations']:,} observations: {figures['compressed_chunks']} of"
+                f" {figures['chunks']} chunks compressed, {figures['bytes_before'] / 2**20:,.0f} MiB to"
+                f" {figures['bytes_after'] / 2**20:,.0f} MiB ({figures['ratio']:.1f}x); hypertable"
+                f" {figures['hypertable_bytes'] / 2**20:,.0f} MiB in all"
+            )
         panels = size["panels"]
         slowest = sorted(panels.items(), key=lambda item: -item[1]["400 days"])[:3]
         lines.append(
