@@ -1,13 +1,18 @@
-"""A build that fails leaves the dashboards' relations as they were: an admin's bad seed is refused before anything
-is replaced, in one line naming the file and its lines, and every analytics relation answers with the same rows."""
+"""A build that fails never takes a dashboard down, and a build that runs never blanks one: an admin's bad seed is
+refused before anything is replaced, in one line naming the file and its lines; a model that fails midway leaves
+every analytics relation answering with the same rows; the read-only role reads every dashboard relation throughout
+a full rebuild without an error. On plain PostgreSQL and on TimescaleDB."""
 
 from __future__ import annotations
 
 import shutil
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 from typer.testing import CliRunner
 
 from loader.cli import app
@@ -16,8 +21,15 @@ from loader.demo import load_synthetic_hub
 from loader.migrate import migrate
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, every_relations_rows
+from tests.test_dashboards import drop_role, make_reader
 
 pytestmark = pytest.mark.dbt
+
+
+@pytest.fixture(scope="module", params=["postgres", "timescaledb"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
 
 RATES = "valid_from,valid_to,gpu_model,gpu_hour,cpu_core_hour,memory_gib_hour,currency\n"
 TERMS = "name,starts_on,ends_on\n"
@@ -144,3 +156,93 @@ def test_a_good_edit_of_a_seed_builds(built, module_database, tmp_path):
     assert result.exit_code == 0, result.output
     with psycopg.connect(**module_database.connect_kwargs()) as conn:
         assert conn.execute("select count(*) from analytics.terms").fetchone()[0] == 2
+    # The project as it was, for the tests after this one.
+    assert CliRunner().invoke(app, ["build"], env=built[1]).exit_code == 0
+
+
+def broken_midway(tmp_path):
+    """A copy of the project whose int_department_days (read by every department view) fails to build."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "intermediate" / "int_department_days.sql"
+    model.write_text(model.read_text() + "\nwhere no_such_column is null\n")
+    return project
+
+
+@pytest.mark.parametrize("arguments", [["build"], ["build", "--full-refresh"]], ids=["complete", "full-refresh"])
+def test_a_model_that_fails_midway_leaves_every_relation_answering_as_before(
+    built, module_database, tmp_path, arguments
+):
+    """The views above what the build replaced before the failure still answer (they were dropped with what they
+    read, and never re-created, when dbt's CASCADE had its way)."""
+    settings, environment = built
+    before = every_relations_rows(module_database, settings.analytics_schema)
+    environment = {
+        **environment,
+        "DBT_PROJECT_DIR": str(broken_midway(tmp_path)),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+    }
+    result = CliRunner().invoke(app, arguments, env=environment)
+    assert result.exit_code == 1, result.output
+    assert "int_department_days" in result.output and "no_such_column" in result.output
+    after = every_relations_rows(module_database, settings.analytics_schema)
+    assert sorted(after) == sorted(before)
+    assert {name for name in before if after[name] != before[name]} == set()
+    # And the next good build catches up.
+    assert CliRunner().invoke(app, ["build"], env=built[1]).exit_code == 0
+
+
+def test_readers_never_miss_a_relation_during_a_full_rebuild(built, module_database):
+    """The read-only role reads every dashboard relation in a loop while the marts are rebuilt from all history:
+    no error, and every answer equals the one before (same input, same rules, so the same numbers)."""
+    settings, environment = built
+    role = f"jhm_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+        params = make_reader(conn, settings, role)
+    try:
+        with psycopg.connect(autocommit=True, **params) as reader:
+            relations = [
+                name
+                for (name,) in reader.execute(
+                    "select table_name from information_schema.tables"
+                    " where table_schema = %s and has_table_privilege(format('%%I.%%I', table_schema, table_name),"
+                    " 'select') order by 1",
+                    (settings.analytics_schema,),
+                ).fetchall()
+            ]
+            assert len(relations) >= 10
+
+            def answers() -> dict[str, int]:
+                return {
+                    name: reader.execute(
+                        sql.SQL("select count(*) from {}").format(sql.Identifier(settings.analytics_schema, name))
+                    ).fetchone()[0]
+                    for name in relations
+                }
+
+            expected = answers()
+            outcome: dict[str, object] = {}
+            builder = threading.Thread(
+                target=lambda: outcome.update(
+                    result=CliRunner().invoke(
+                        app, ["build", "--full-refresh"], env={**environment, "READONLY_DB_USER": role}
+                    )
+                )
+            )
+            errors, differing, rounds = [], [], 0
+            builder.start()
+            while builder.is_alive() or not rounds:
+                try:
+                    seen = answers()
+                except psycopg.Error as error:
+                    errors.append(" ".join(str(error).split())[:200])
+                    continue
+                rounds += 1
+                differing += [name for name in relations if seen[name] != expected[name]]
+            builder.join()
+            assert outcome["result"].exit_code == 0, outcome["result"].output
+            assert (errors[:3], sorted(set(differing))) == ([], [])
+            assert rounds >= 5
+    finally:
+        with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+            drop_role(conn, role)
