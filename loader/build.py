@@ -26,7 +26,7 @@ from loader.dbt_runner import (
     run_dbt,
     target_dir,
 )
-from loader.errors import ChecksFailed, LoaderError
+from loader.errors import BuildFailed, ChecksFailed
 
 RULES_VERSION = "rules_version"
 # The loader gives dbt the fingerprint of what it builds; dbt records it when a build ends complete
@@ -58,12 +58,26 @@ class BuildResult:
         return {
             "command": "build",
             "status": "succeeded",
+            # every node built: the dashboards read this build's numbers
+            "published": True,
             "full_refresh": self.full_refresh,
             "complete": self.complete,
             "rebuilt_from_rules_version": self.rebuilt_from_version,
             "rules_changed": {rule: {"was": old, "now": new} for rule, (old, new) in self.rules_changed.items()},
             **self.outcome.summary(),
         }
+
+
+@dataclass
+class FailedBuild:
+    """How far a failed build got. Nothing it did not reach was replaced, and every relation still answers (the
+    docs block readers_during_builds); `stage` is `seed check` when a bad seed stopped it before anything ran."""
+
+    outcome: DbtOutcome
+    stage: str
+
+    def summary(self) -> dict[str, object]:
+        return {"published": False, "stage": self.stage, **self.outcome.summary()}
 
 
 @dataclass
@@ -147,7 +161,7 @@ def analyze_tables(settings: Settings) -> None:
 
 def check_seeds(settings: Settings, *, output_to_stderr: bool = False) -> None:
     """Every seed loaded and checked in a schema of its own (under the build lock, so two builds never share it),
-    then the schema dropped. LoaderError, naming the file and its lines, when one is bad."""
+    then the schema dropped. BuildFailed, naming the file and its lines, when one is bad."""
     aside = replace(
         settings, analytics_schema=settings.analytics_schema[: 63 - len(SEED_CHECK_SUFFIX)] + SEED_CHECK_SUFFIX
     )
@@ -168,7 +182,10 @@ def check_seeds(settings: Settings, *, output_to_stderr: bool = False) -> None:
             with connect(settings.database, autocommit=True) as conn:
                 conn.execute(drop)
     if not outcome:
-        raise LoaderError(f"{outcome.first_problem()}; nothing was built, the marts are as they were")
+        raise BuildFailed(
+            f"{outcome.first_problem()}; nothing was built, the marts are as they were",
+            result=FailedBuild(outcome, "seed check"),
+        )
 
 
 def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: bool = False) -> BuildResult:
@@ -192,7 +209,7 @@ def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: b
         environment={FINGERPRINT_VARIABLE: fingerprint},
     )
     if not outcome:
-        raise LoaderError(outcome.first_problem())
+        raise BuildFailed(outcome.first_problem(), result=FailedBuild(outcome, "build"))
     if full_refresh or rebuild or not before:
         analyze_tables(settings)
     after = rules_in_force(settings)

@@ -40,6 +40,14 @@ class ChecksFailed(LoaderError):
         self.result = result
 
 
+class BuildFailed(LoaderError):
+    """A build that did not finish: `result.summary()` says how far it got (`--json`)."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class DatabaseUnavailable(LoaderError):
     pass
 

@@ -90,7 +90,7 @@ def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observatio
 
 
 # Relations of dbt's own bookkeeping, whose rows say when and how a build ran rather than what was used.
-BOOKKEEPING = {"complete_build"}
+BOOKKEEPING = {"complete_build", "published_build"}
 # Columns that say when the loading ran (now() at each step), which two builds never share.
 WHEN_IT_RAN = {
     "stg_raw__collector_runs": ("started_at", "finished_at"),

@@ -5,6 +5,7 @@ a full rebuild without an error. On plain PostgreSQL and on TimescaleDB."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import uuid
@@ -119,6 +120,10 @@ def test_a_bad_seed_fails_in_one_line_and_every_relation_answers_as_before(built
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and named in errors[0] and "nothing was built" in errors[0], result.output
+    if case == "overlapping periods":  # and --json says that nothing was published
+        as_json = CliRunner().invoke(app, ["build", "--json"], env=environment)
+        document = json.loads(as_json.stdout.strip().splitlines()[-1])
+        assert (document["status"], document["published"], document["stage"]) == ("failed", False, "seed check")
     assert every_relations_rows(module_database, settings.analytics_schema) == before
     assert schemas(module_database) == schemas_before  # the seeds' own schema is gone again
     with psycopg.connect(**module_database.connect_kwargs()) as conn:
@@ -246,3 +251,22 @@ def test_readers_never_miss_a_relation_during_a_full_rebuild(built, module_datab
     finally:
         with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
             drop_role(conn, role)
+
+
+def test_check_notices_marts_that_no_build_has_caught_up_since_a_collection(built, module_database):
+    """Builds that keep failing leave the dashboards answering with old numbers: `check` says so once a collection
+    is more than two cycles old that no finished build has read, and passes again after one has."""
+    settings, environment = built
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
+        conn.execute(
+            "insert into raw.collector_runs (kind, cluster, started_at, finished_at, observed_at, status)"
+            " values ('collect', 'jhub-test', now() - interval '20 minutes', now() - interval '20 minutes',"
+            " now() - interval '20 minutes', 'succeeded')"
+        )
+    stale = CliRunner().invoke(app, ["check", "--json"], env=environment)
+    assert stale.exit_code == 3, stale.output
+    assert "assert_marts_follow_collections" in stale.output
+    published = CliRunner().invoke(app, ["build", "--json"], env=environment)
+    assert published.exit_code == 0 and json.loads(published.stdout.strip().splitlines()[-1])["published"] is True
+    caught_up = CliRunner().invoke(app, ["check"], env=environment)
+    assert caught_up.exit_code == 0, caught_up.output

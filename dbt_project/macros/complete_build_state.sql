@@ -52,3 +52,37 @@
         {% endif %}
     {% endif %}
 {% endmacro %}
+
+{#- The last build that finished with every selected node built (the cycle or a complete build), and the collector
+    runs it had read: those finished before it began. The test assert_marts_follow_collections compares it with the
+    collections, so that `jupyterhub-metrics check` notices builds that keep failing or stopped running. One row,
+    replaced by each such build. -#}
+{% macro published_build_table() -%}
+    {{ target.schema }}.published_build
+{%- endmacro %}
+
+{% macro ensure_published_build_table() %}
+    {% if execute and flags.WHICH in ('build', 'run', 'test') %}
+        create table if not exists {{ published_build_table() }} (
+            finished_at timestamptz not null,
+            runs_through bigint not null
+        );
+    {% endif %}
+{% endmacro %}
+
+{% macro record_published_build(results) %}
+    {% if execute and flags.WHICH in ('build', 'run') %}
+        {% set built = [] %}
+        {% set unbuilt = [] %}
+        {% for result in results if result.node.resource_type in ('model', 'seed', 'snapshot') %}
+            {% do (built if result.status in ('success', 'pass', 'no-op') else unbuilt).append(result.node.unique_id) %}
+        {% endfor %}
+        {% if built and not unbuilt %}
+            delete from {{ published_build_table() }};
+            insert into {{ published_build_table() }} (finished_at, runs_through)
+            select now(), coalesce(max(id), 0)
+            from {{ source('raw', 'collector_runs') }}
+            where finished_at <= '{{ run_started_at }}'::timestamptz;
+        {% endif %}
+    {% endif %}
+{% endmacro %}
