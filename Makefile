@@ -29,7 +29,7 @@ demo: venv
 	$(CLI) demo
 
 test: venv
-	$(BIN)/python -m pytest -q --durations=10 -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q --durations=10 -n auto --dist loadscope
 
 # SQL and Python guard rails, the same as the pre-commit hooks (.pre-commit-config.yaml).
 lint: venv

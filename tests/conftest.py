@@ -27,24 +27,6 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(variable, str(PROJECT_ROOT / ".local" / "test-dbt" / worker / folder))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs `--dist loadgroup`: a module with an expensive set-up of its own (a module-scoped fixture
-    of the module, or module_database) keeps its tests on one worker, which builds it once; every other test goes
-    to whichever worker is free, so that one long module (the property tests) does not hold one core alone."""
-    for item in items:
-        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        shared = any(
-            definition.scope == "module"
-            and (name == "module_database" or definition.baseid == item.nodeid.split("::")[0])
-            for name, defined in definitions.items()
-            for definition in defined
-        )
-        if shared:
-            # A module parametrized by engine builds its set-up once per engine: each may go to its own worker.
-            engine = getattr(getattr(item, "callspec", None), "params", {}).get("engine", "")
-            item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}{engine}"))
-
-
 @pytest.fixture(scope="session")
 def admin_database() -> DatabaseSettings:
     if os.environ.get("DB_HOST"):

@@ -62,11 +62,18 @@
 {%- endmacro %}
 
 {% macro ensure_published_build_table() %}
+    {#- In the schema where it exists: a `test` before the first build leaves the schema to the build. -#}
     {% if execute and flags.WHICH in ('build', 'run', 'test') %}
-        create table if not exists {{ published_build_table() }} (
-            finished_at timestamptz not null,
-            runs_through bigint not null
-        );
+        do $published$
+        begin
+            if to_regnamespace({{ dbt.string_literal(target.schema) }}) is not null then
+                create table if not exists {{ published_build_table() }} (
+                    finished_at timestamptz not null,
+                    runs_through bigint not null
+                );
+            end if;
+        end
+        $published$
     {% endif %}
 {% endmacro %}
 
