@@ -23,7 +23,7 @@ from stand_ins.graph import GraphApiStub, graph_user
 from tests.conftest import settings_for
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
-from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, check_panel, drop_role, make_reader
+from tests.test_dashboards import all_scope_values, check_every_panel, drop_role, make_reader
 from tests.test_timescaledb import compress_chunks
 
 pytestmark = pytest.mark.dbt
@@ -277,21 +277,16 @@ def test_every_dashboard_panel_works_on_the_adopted_database(adopted, db):
             ).fetchone()[0]
             # The dashboards' schema constant set to the adopted database's raw schema, as its admin does.
             variables = {"user": example_user, **all_scope_values(reader, {"raw_schema": "public"})}
-            checked = 0
-            for path in sorted(DASHBOARD_DIR.glob("*.json")):
-                for item in json.loads(path.read_text())["panels"]:
-                    check_panel(
-                        reader,
-                        item,
-                        variables,
-                        start=datetime(2024, 1, 1, tzinfo=UTC),
-                        end=NOW + timedelta(hours=1),
-                        # An adopted database has no cost rates yet, no GPU measurements (no Prometheus here), and
-                        # none of what the predecessor never recorded: start-ups, pods not running, the hub's view.
-                        may_be_empty={"Cost per department", "GPU efficiency", "GPU hours idle", "Held but idle"}
-                        | NOT_RECORDED_BEFORE_ADOPTION,
-                    )
-                    checked += 1
+            checked = check_every_panel(
+                reader,
+                variables,
+                start=datetime(2024, 1, 1, tzinfo=UTC),
+                end=NOW + timedelta(hours=1),
+                # An adopted database has no cost rates yet, no GPU measurements (no Prometheus here), and none of
+                # what the predecessor never recorded: start-ups, pods not running, the hub's view.
+                may_be_empty={"Cost per department", "GPU efficiency", "GPU hours idle", "Held but idle"}
+                | NOT_RECORDED_BEFORE_ADOPTION,
+            )
             assert checked >= 27
     finally:
         drop_role(db, role)

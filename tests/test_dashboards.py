@@ -35,11 +35,17 @@ END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = END - timedelta(days=6)
 
 
-def panels():
+def dashboard_panels():
+    """Every panel of every dashboard: (its name as `dashboard: title`, its board, the panel)."""
     for path in sorted(DASHBOARD_DIR.glob("*.json")):
         board = json.loads(path.read_text())
         for item in board["panels"]:
-            yield pytest.param(board, item, id=f"{path.stem}: {item['title']}")
+            yield f"{path.stem}: {item['title']}", board, item
+
+
+def panels():
+    for name, board, item in dashboard_panels():
+        yield pytest.param(board, item, id=name)
 
 
 def all_scope_values(conn, schemas: dict[str, str] | None = None) -> dict[str, str | list[str]]:
@@ -155,6 +161,15 @@ def check_panel(conn, item, variables, *, start=START, end=END, may_be_empty=fro
         assert any(isinstance(value, numeric) or (empty and value is None) for value in rows[0])
     else:
         assert len(set(columns)) == len(columns)
+
+
+def check_every_panel(conn, variables, *, start, end, may_be_empty=frozenset()) -> int:
+    """check_panel for every panel of every dashboard; how many it checked."""
+    checked = 0
+    for _, _, item in dashboard_panels():
+        check_panel(conn, item, variables, start=start, end=end, may_be_empty=may_be_empty)
+        checked += 1
+    return checked
 
 
 def terms_in_test_range() -> bool:

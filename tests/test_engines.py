@@ -4,7 +4,6 @@ there as the read-only role, and `check` passes."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,9 @@ from loader.synthetic import directory_entries, synthetic_users
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, every_relations_rows
 from tests.test_dashboards import (
-    DASHBOARD_DIR,
     TERM_PANELS,
     all_scope_values,
-    check_panel,
+    check_every_panel,
     drop_role,
     make_reader,
     terms_in_test_range,
@@ -96,18 +94,13 @@ def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
         try:
             with psycopg.connect(autocommit=True, **params) as reader:
                 variables = {"user": example_user, **all_scope_values(reader)}
-                checked = 0
-                for path in sorted(DASHBOARD_DIR.glob("*.json")):
-                    for item in json.loads(path.read_text())["panels"]:
-                        check_panel(
-                            reader,
-                            item,
-                            variables,
-                            start=START,
-                            end=END,
-                            may_be_empty=frozenset() if terms_in_test_range() else TERM_PANELS,
-                        )
-                        checked += 1
+                checked = check_every_panel(
+                    reader,
+                    variables,
+                    start=START,
+                    end=END,
+                    may_be_empty=frozenset() if terms_in_test_range() else TERM_PANELS,
+                )
                 assert checked >= 50
         finally:
             drop_role(conn, role)

@@ -23,7 +23,7 @@ from loader.demo import load_synthetic_hub
 from loader.migrate import migrate
 from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, every_relations_rows
-from tests.test_dashboards import DASHBOARD_DIR, all_scope_values, drop_role, make_reader
+from tests.test_dashboards import all_scope_values, dashboard_panels, drop_role, make_reader
 
 pytestmark = pytest.mark.dbt
 
@@ -235,11 +235,8 @@ def test_readers_never_miss_a_relation_during_a_full_rebuild_and_cycles(built, m
             assert len(relations) >= 10
             variables = {"user": "nobody@example.edu", **all_scope_values(reader)}
             queries = {
-                f"{path.stem}: {item['title']}": expand(
-                    item["targets"][0]["rawSql"], start=start, end=end, interval="1h", variables=variables
-                )
-                for path in sorted(DASHBOARD_DIR.glob("*.json"))
-                for item in json.loads(path.read_text())["panels"]
+                name: expand(item["targets"][0]["rawSql"], start=start, end=end, interval="1h", variables=variables)
+                for name, _, item in dashboard_panels()
             }
             queries.update(
                 {
