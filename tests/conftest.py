@@ -22,9 +22,12 @@ TEST_SERVER_FOLDER = PROJECT_ROOT / ".local" / "test-postgres"
 
 def pytest_configure(config: pytest.Config) -> None:
     # xdist names the worker in config.workerinput (PYTEST_XDIST_WORKER is not set yet when this module loads).
+    # The workers inherit the environment of the controller, which set the folders for "main" first: those are
+    # replaced, a folder the user set is kept.
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     for variable, folder in (("DBT_TARGET_PATH", "target"), ("DBT_LOG_PATH", "logs")):
-        os.environ.setdefault(variable, str(PROJECT_ROOT / ".local" / "test-dbt" / worker / folder))
+        if os.environ.get(variable) in (None, str(PROJECT_ROOT / ".local" / "test-dbt" / "main" / folder)):
+            os.environ[variable] = str(PROJECT_ROOT / ".local" / "test-dbt" / worker / folder)
 
 
 @pytest.fixture(scope="session")
