@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -87,6 +88,27 @@ def copy_without_run_id(conn: psycopg.Connection, settings: Settings, observatio
     ):
         for row in observations:
             copy.write_row([getattr(row, name) for name in OBSERVATION_COLUMNS])
+
+
+def compress_chunks(
+    conn: psycopg.Connection, older_than: timedelta | None = None, table: str = "raw.container_observations"
+) -> list[str]:
+    """Compresses the hypertable's chunks (those older than `older_than`, or all), as the policy does; a no-op on
+    plain PostgreSQL. The compression policy, which a fresh server runs at once, may get to a chunk first."""
+    if conn.execute("select to_regclass('timescaledb_information.chunks') is null").fetchone()[0]:
+        return []
+    if older_than is None:
+        chunks = conn.execute("select c::text from show_chunks(%s::regclass) as c", (table,)).fetchall()
+    else:
+        chunks = conn.execute(
+            "select c::text from show_chunks(%s::regclass, older_than => %s::interval) as c", (table, older_than)
+        ).fetchall()
+    compressed = []
+    for (chunk,) in chunks:
+        with contextlib.suppress(psycopg.errors.DuplicateObject):
+            conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+        compressed.append(chunk)
+    return compressed
 
 
 # Relations of dbt's own bookkeeping, whose rows say when and how a build ran rather than what was used.

@@ -21,10 +21,10 @@ from loader.cli import app
 from loader.config import PROJECT_ROOT
 from stand_ins.graph import GraphApiStub, graph_user
 from tests.conftest import settings_for
+from tests.dbt_helpers import compress_chunks
 from tests.pod_factory import KUBESPAWNER_7_POD, pod, pod_list
 from tests.predecessor import create_predecessor, insert_predecessor_rows, predecessor_rows
 from tests.test_dashboards import all_scope_values, check_every_panel, drop_role, make_reader
-from tests.test_timescaledb import compress_chunks
 
 pytestmark = pytest.mark.dbt
 

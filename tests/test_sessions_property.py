@@ -22,10 +22,9 @@ from loader.migrate import migrate
 from loader.pods import Observation
 from loader.raw_store import OBSERVATION_COLUMNS
 from tests.conftest import settings_for
-from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
+from tests.dbt_helpers import compress_chunks, copy_without_run_id, dbt, load_batch, observation
 from tests.predecessor import PREDECESSOR_VIEWS_SQL
 from tests.session_reference import GPU_CLASSES, Row, differences, reference
-from tests.test_timescaledb import compress_chunks
 
 pytestmark = pytest.mark.dbt
 
@@ -239,10 +238,7 @@ def concurrent_external_write_and_loader_run(database, settings, external, loade
 
 # Every seed on plain PostgreSQL; one on each other engine, where chunks are compressed between batches so that
 # late rows land in compressed chunks.
-@pytest.mark.parametrize(
-    ("engine", "seed"), [("postgres", 11), ("postgres", 2026), ("timescaledb", 11)], indirect=["engine"]
-)
-def test_incremental_sessions_equal_full_rebuild_and_predecessor(engine, database, conn, seed):
+def incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed):
     rng = random.Random(seed)
     settings = settings_for(database)
     conn.autocommit = True  # no open transaction of ours may block dbt's DDL
@@ -332,10 +328,7 @@ def steady_stream(rng: random.Random, index: int, start: datetime) -> list:
     return observations
 
 
-@pytest.mark.parametrize(
-    ("engine", "seed"), [("postgres", 5), ("postgres", 77), ("timescaledb", 5)], indirect=["engine"]
-)
-def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(engine, database, conn, seed):
+def sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed):
     """Collections in time order (the common case: open sessions extended from their stored rows), with a
     few observations held back and delivered late, some by other writers: equal to one full rebuild."""
     rng = random.Random(seed)
@@ -374,3 +367,37 @@ def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_re
 
     dbt(settings, "run", "--select", *MART_KEYS, "--full-refresh")
     assert_same_marts(incremental, marts(conn))
+
+
+# One class per engine and property: each is a unit of its own for pytest-xdist (--dist loadscope), so the two
+# workers share these, the longest tests of the suite, rather than one worker running them all in turn.
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+class TestIncrementalOnPostgres:
+    @pytest.mark.parametrize("seed", [11, 2026])
+    def test_incremental_sessions_equal_full_rebuild_and_predecessor(self, engine, database, conn, seed):
+        incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed)
+
+
+@pytest.mark.parametrize("engine", ["timescaledb"], indirect=True)
+class TestIncrementalOnTimescaledb:
+    @pytest.mark.parametrize("seed", [11])
+    def test_incremental_sessions_equal_full_rebuild_and_predecessor(self, engine, database, conn, seed):
+        incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed)
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+class TestCycleByCycleOnPostgres:
+    @pytest.mark.parametrize("seed", [5, 77])
+    def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(
+        self, engine, database, conn, seed
+    ):
+        sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed)
+
+
+@pytest.mark.parametrize("engine", ["timescaledb"], indirect=True)
+class TestCycleByCycleOnTimescaledb:
+    @pytest.mark.parametrize("seed", [5])
+    def test_sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(
+        self, engine, database, conn, seed
+    ):
+        sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed)

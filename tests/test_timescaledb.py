@@ -7,7 +7,6 @@ background jobs, and a 5-minute cycle that reads no compressed chunk without new
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -28,7 +27,7 @@ from loader.errors import MigrationError
 from loader.migrate import migrate
 from stand_ins import engines
 from tests.conftest import settings_for
-from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
+from tests.dbt_helpers import compress_chunks, copy_without_run_id, dbt, load_batch, observation
 
 pytestmark = pytest.mark.dbt
 
@@ -117,27 +116,6 @@ def as_user(rows: list, name: str) -> list:
     return [replace(row, user_email=f"{name}@x.edu", pod_name=f"jupyter-{name}", user_name=name) for row in rows]
 
 
-def compress_chunks(
-    conn: psycopg.Connection, older_than: timedelta | None = None, table: str = "raw.container_observations"
-) -> list[str]:
-    """Compresses the hypertable's chunks (those older than `older_than`, or all), as the policy does; a no-op on
-    plain PostgreSQL. The compression policy, which a fresh server runs at once, may get to a chunk first."""
-    if conn.execute("select to_regclass('timescaledb_information.chunks') is null").fetchone()[0]:
-        return []
-    if older_than is None:
-        chunks = conn.execute("select c::text from show_chunks(%s::regclass) as c", (table,)).fetchall()
-    else:
-        chunks = conn.execute(
-            "select c::text from show_chunks(%s::regclass, older_than => %s::interval) as c", (table, older_than)
-        ).fetchall()
-    compressed = []
-    for (chunk,) in chunks:
-        with contextlib.suppress(psycopg.errors.DuplicateObject):
-            conn.execute("select compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
-        compressed.append(chunk)
-    return compressed
-
-
 def compressed_chunks(conn: psycopg.Connection) -> set[str]:
     """Their names (unique: TimescaleDB numbers them), as plans name them."""
     return {
@@ -154,7 +132,22 @@ def sessions_count_every_row(conn: psycopg.Connection) -> None:
         "select (select count(*) from raw.container_observations) + (select count(*) from"
         " raw.container_observations_overflow)"
     ).fetchone()[0]
-    assert conn.execute("select sum(observation_count) from analytics.user_sessions").fetchone()[0] == observed
+    counted = conn.execute("select sum(observation_count) from analytics.user_sessions").fetchone()[0]
+    if counted != observed:  # what the next run to fail needs to say why: the runs read, and the chunks' states
+        runs = conn.execute(
+            "select runs.id, runs.kind, runs.observed_at, count(observations.*) from raw.collector_runs as runs"
+            " left join raw.container_observations as observations on observations.collector_run_id = runs.id"
+            " group by 1, 2, 3 order by 1"
+        ).fetchall()
+        built = conn.execute("select max(last_collector_run_id) from analytics.user_sessions").fetchone()[0]
+        chunks = conn.execute(
+            "select chunk_name, range_start, range_end, is_compressed from timescaledb_information.chunks"
+            " order by range_start"
+        ).fetchall()
+        raise AssertionError(
+            f"user_sessions counts {counted} of {observed} observations; newest run built {built}; "
+            f"runs (id, kind, observed_at, rows) {runs}; chunks {chunks}; now {datetime.now(UTC)}"
+        )
 
 
 @BOTH_FLAVOURS
