@@ -159,6 +159,20 @@ def analyze_tables(settings: Settings) -> None:
             )
 
 
+def left_by_an_interrupted_build(settings: Settings) -> list[str]:
+    """The old or new relations a build killed between dbt's swap and its drop left behind (`x__dbt_backup`, whose
+    dependent views still read it, or `x__dbt_tmp`). Everything answers meanwhile; a complete build then replaces
+    each model, which drops them and points their readers at the current relations again."""
+    with connect(settings.database) as conn:
+        rows = conn.execute(
+            "select relname from pg_class where relnamespace = to_regnamespace(%s)"
+            " and relkind in ('r', 'v', 'm', 'p', 'f') and (relname like '%%\\_\\_dbt\\_backup'"
+            " or relname like '%%\\_\\_dbt\\_tmp') order by relname",
+            (settings.analytics_schema,),
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
 def check_seeds(settings: Settings, *, output_to_stderr: bool = False) -> None:
     """Every seed loaded and checked in a schema of its own (under the build lock, so two builds never share it),
     then the schema dropped. BuildFailed, naming the file and its lines, when one is bad."""
@@ -197,7 +211,13 @@ def build(settings: Settings, *, full_refresh: bool = False, output_to_stderr: b
     built_version = before.get(RULES_VERSION)
     rebuild = bool(built_version) and built_version != project_rules_version(settings)
     fingerprint = project_fingerprint(settings.dbt_project_dir, {**os.environ, **settings.dbt_environment()})
-    complete = full_refresh or rebuild or not before or completely_built(settings) != fingerprint
+    complete = (
+        full_refresh
+        or rebuild
+        or not before
+        or completely_built(settings) != fingerprint
+        or bool(left_by_an_interrupted_build(settings))
+    )
     if complete:
         check_seeds(settings, output_to_stderr=output_to_stderr)
     outcome = run_dbt(

@@ -6,8 +6,13 @@ a full rebuild without an error. On plain PostgreSQL and on TimescaleDB."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -203,6 +208,85 @@ def test_a_model_that_fails_midway_leaves_every_relation_answering_as_before(
     assert {name for name in before if after[name] != before[name]} == set()
     # And the next good build catches up.
     assert CliRunner().invoke(app, ["build"], env=built[1]).exit_code == 0
+
+
+LEFTOVERS = (
+    "select relname from pg_class where relnamespace = 'analytics'::regnamespace and relname ~ '__dbt_(backup|tmp)$'"
+)
+
+
+def swapped_relations(conn: psycopg.Connection, oids: dict[str, int]) -> int:
+    """How many of the analytics relations a build has replaced (or left aside) so far, as any reader sees it."""
+    now = dict(conn.execute("select relname, oid::int from pg_class where relnamespace = 'analytics'::regnamespace"))
+    return sum(1 for name, oid in now.items() if oids.get(name) != oid)
+
+
+# Killed early and late on plain PostgreSQL, once between on TimescaleDB: dbt replaces the marts alike on both.
+@pytest.mark.parametrize(
+    ("engine", "replaced"), [("postgres", 1), ("postgres", 30), ("timescaledb", 12)], indirect=["engine"]
+)
+def test_a_build_killed_midway_leaves_every_relation_answering_and_the_next_build_catches_up(
+    built, module_database, replaced
+):
+    """The process killed (SIGKILL: no handler runs) once `replaced` relations were replaced, or the moment a
+    replaced one is seen aside, which is between dbt's swap and its drop: every relation still answers with the
+    same rows, and the next build, complete because of what was left aside, leaves nothing aside."""
+    settings, environment = built
+    before = every_relations_rows(module_database, settings.analytics_schema)
+    with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as watcher:
+        oids = dict(
+            watcher.execute("select relname, oid::int from pg_class where relnamespace = 'analytics'::regnamespace")
+        )
+        build = subprocess.Popen(
+            [sys.executable, "-m", "loader", "build", "--full-refresh"],
+            env={**os.environ, **environment},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while build.poll() is None and time.monotonic() < deadline:
+                if swapped_relations(watcher, oids) >= replaced or watcher.execute(LEFTOVERS).fetchone():
+                    break
+                time.sleep(0.005)
+            assert build.poll() is None, "the build ended before it could be killed"
+        finally:
+            build.send_signal(signal.SIGKILL)
+            build.wait()
+        # Its sessions end as the server notices the closed socket; until then they may hold what they locked.
+        while watcher.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            " and backend_type = 'client backend'"
+        ).fetchone()[0]:
+            time.sleep(0.05)
+        left_aside = watcher.execute(LEFTOVERS).fetchall()
+    after = every_relations_rows(module_database, settings.analytics_schema)
+    assert {name for name in before if after.get(name) != before[name]} == set()
+    result = CliRunner().invoke(app, ["build", "--json"], env=environment)
+    assert result.exit_code == 0, result.output
+    if left_aside:
+        assert json.loads(result.stdout.strip().splitlines()[-1])["complete"] is True
+    with psycopg.connect(**module_database.connect_kwargs()) as conn:
+        assert conn.execute(LEFTOVERS).fetchall() == []
+    assert every_relations_rows(module_database, settings.analytics_schema) == before
+
+
+def test_a_statement_timeout_fails_the_build_and_every_relation_answers_as_before(built, module_database):
+    """A server that ends the build's longest statements (statement_timeout, set for its sessions only)."""
+    settings, environment = built
+    before = every_relations_rows(module_database, settings.analytics_schema)
+    timed_out = {**environment, "PGOPTIONS": "-c statement_timeout=25"}
+    result = CliRunner().invoke(app, ["build", "--full-refresh", "--json"], env=timed_out)
+    assert result.exit_code == 1, result.output
+    assert "statement timeout" in result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["published"] is False
+    # What a drop that timed out after its swap left aside still answers, and the relations read the same rows.
+    after = every_relations_rows(module_database, settings.analytics_schema)
+    assert {name for name in before if after.get(name) != before[name]} == set()
+    assert CliRunner().invoke(app, ["build"], env=environment).exit_code == 0
+    with psycopg.connect(**module_database.connect_kwargs()) as conn:
+        assert conn.execute(LEFTOVERS).fetchall() == []
+    assert every_relations_rows(module_database, settings.analytics_schema) == before
 
 
 def builds_in_turn(environment: dict, outcome: dict) -> None:
