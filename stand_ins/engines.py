@@ -186,8 +186,8 @@ class DatabaseServer:
     engine: str
     server: Server | None = None
 
-    def create_database(self) -> DatabaseSettings:
-        name = f"jhm_test_{uuid.uuid4().hex[:12]}"
+    def create_database(self, name: str | None = None) -> DatabaseSettings:
+        name = name or f"jhm_test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(autocommit=True, **self.admin.connect_kwargs()) as conn:  # type: ignore[arg-type]
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return replace(self.admin, name=name)
@@ -214,8 +214,8 @@ class CitusCluster(DatabaseServer):
     workers: list[DatabaseSettings] = field(default_factory=list)
     worker_servers: list[Server] = field(default_factory=list)
 
-    def create_database(self) -> DatabaseSettings:
-        database = DatabaseServer.create_database(self)
+    def create_database(self, name: str | None = None) -> DatabaseSettings:
+        database = DatabaseServer.create_database(self, name)
         for worker in self.workers:
             with psycopg.connect(autocommit=True, **worker.connect_kwargs()) as conn:  # type: ignore[arg-type]
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(database.name)))

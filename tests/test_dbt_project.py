@@ -291,60 +291,66 @@ def test_no_colour_codes_when_output_is_not_a_terminal(tmp_path):
     assert "\x1b[" not in result.stdout + result.stderr
 
 
-def test_plain_dbt_commands_in_the_project_folder(database, tmp_path):
-    """What an analyst types in dbt_project/: no flags, the profile reading DB_*, a fresh database with raw data;
-    then the same after another collection."""
-    import subprocess
+# A class, so that pytest-xdist (--dist loadscope) may run this, one of the longest tests, beside the module's others.
+class TestPlainDbt:
+    def test_plain_dbt_commands_in_the_project_folder(self, database, tmp_path):
+        """What an analyst types in dbt_project/: no flags, the profile reading DB_*, a fresh database with raw data;
+        then the same after another collection."""
+        import subprocess
 
-    from loader.config import PROJECT_ROOT
+        from loader.config import PROJECT_ROOT
 
-    settings = settings_for(database)
-    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
-        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
-        load_batch(conn, settings, known_observations())
-    environment = {**__import__("os").environ, **database.environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
-    dbt_binary = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
+        settings = settings_for(database)
+        with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+            migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+            load_batch(conn, settings, known_observations())
+        environment = {
+            **__import__("os").environ,
+            **database.environment(),
+            "DBT_TARGET_PATH": str(tmp_path / "target"),
+        }
+        dbt_binary = str(PROJECT_ROOT / ".venv" / "bin" / "dbt")
 
-    def plain(*args):
-        result = subprocess.run(
-            [dbt_binary, *args],
-            cwd=PROJECT_ROOT / "dbt_project",
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"dbt {' '.join(args)}:\n{result.stdout[-3000:]}"
-        return result.stdout
+        def plain(*args):
+            result = subprocess.run(
+                [dbt_binary, *args],
+                cwd=PROJECT_ROOT / "dbt_project",
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, f"dbt {' '.join(args)}:\n{result.stdout[-3000:]}"
+            return result.stdout
 
-    first = plain("build")
-    assert "ERROR=0" in first and "SKIP=0" in first
-    plain("build")
-    plain("test")
-    plain("docs", "generate")
-    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
-        load_batch(
-            conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20)
-        )
-        # Another writer (a psql backfill, the predecessor's collector): its rows open a run of kind external.
-        copy_without_run_id(
-            conn, settings, every_five_minutes("frank@x.edu", "jupyter-frank", "cpu-1", T0 + timedelta(days=1), 10)
-        )
-        assert "ERROR=0" in plain("build")
-        assert "ERROR=0" in plain("test")
-        assert conn.execute(
-            "select count(*) filter (where user_email = 'erin@x.edu'),"
-            " count(*) filter (where user_email = 'frank@x.edu') from analytics.user_sessions"
-        ).fetchone() == (1, 1)
-    # The loader's own build and check, with the external run present.
-    from typer.testing import CliRunner
+        first = plain("build")
+        assert "ERROR=0" in first and "SKIP=0" in first
+        plain("build")
+        plain("test")
+        plain("docs", "generate")
+        with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+            load_batch(
+                conn, settings, every_five_minutes("erin@x.edu", "jupyter-erin", "cpu-1", T0 + timedelta(days=1), 20)
+            )
+            # Another writer (a psql backfill, the predecessor's collector): its rows open a run of kind external.
+            copy_without_run_id(
+                conn, settings, every_five_minutes("frank@x.edu", "jupyter-frank", "cpu-1", T0 + timedelta(days=1), 10)
+            )
+            assert "ERROR=0" in plain("build")
+            assert "ERROR=0" in plain("test")
+            assert conn.execute(
+                "select count(*) filter (where user_email = 'erin@x.edu'),"
+                " count(*) filter (where user_email = 'frank@x.edu') from analytics.user_sessions"
+            ).fetchone() == (1, 1)
+        # The loader's own build and check, with the external run present.
+        from typer.testing import CliRunner
 
-    from loader.cli import app
+        from loader.cli import app
 
-    cli_environment = {**database.environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
-    for command in (["build"], ["check"]):
-        result = CliRunner().invoke(app, command, env=cli_environment)
-        assert result.exit_code == 0, result.output
+        cli_environment = {**database.environment(), "DBT_TARGET_PATH": str(tmp_path / "target")}
+        for command in (["build"], ["check"]):
+            result = CliRunner().invoke(app, command, env=cli_environment)
+            assert result.exit_code == 0, result.output
 
 
 def test_data_tests_fail_on_negative_or_non_finite_resources(database):
