@@ -125,8 +125,10 @@ def record_collection(
         inserted = 0
         if observations:
             times = [observation.timestamp for observation in observations]
-            for table in ("container_observations", "container_observations_overflow"):
-                inserted += conn.execute(insert_statement(schema, table, run_id, min(times), max(times))).rowcount
+            inserted += counted(conn, insert_statement(schema, "container_observations", run_id))
+            conn.execute(CLAIMED_TABLE)
+            conn.execute(claim_statement(schema, min(times), max(times)))
+            inserted += counted(conn, insert_statement(schema, "container_observations_overflow", run_id))
         _keep_users_current(conn, schema_id, observations)
         run.pending_pods_recorded = _record_pending(conn, schema_id, run_id, pending)
         if hub is not None:
@@ -137,25 +139,50 @@ def record_collection(
     return run_id
 
 
-def insert_statement(schema: str, table: str, run_id: int, earliest: datetime, latest: datetime) -> sql.Composed:
-    """The insert of the incoming observations into one observation table.
+CLAIMED_TABLE = (
+    "create temp table if not exists claimed_observations"
+    ' (user_email text, pod_name text, "timestamp" timestamptz, cluster text, namespace text) on commit delete rows'
+)
 
-    The overflow table takes an observation only where the main table does not hold its pod (same cluster and
-    namespace) at that time. That check names the collection's own time as constants (one value for a
-    collection; a range for a replayed batch), so TimescaleDB excludes every chunk but the current one at
-    planning time and the collection's cost does not grow with history (an unbounded anti join is planned
-    over every chunk, decompressing compressed ones)."""
+
+def counted(conn: psycopg.Connection, statement: sql.Composed) -> int:
+    """The rows an INSERT ... RETURNING wrote: the count a distributed engine (Citus) reports for an insert from a
+    select is not the rows written, the returned rows are."""
+    return len(conn.execute(statement).fetchall())
+
+
+def claim_statement(schema: str, earliest: datetime, latest: datetime) -> sql.Composed:
+    """Which incoming observations the main table holds (same user, pod and time) after its insert: the overflow
+    table takes one only where that row is of another cluster or namespace.
+
+    The check names the collection's own time as constants (one value for a collection; a range for a replayed
+    batch), so TimescaleDB excludes every chunk but the current one at planning time and the collection's cost does
+    not grow with history (an unbounded anti join is planned over every chunk, decompressing compressed ones). Its
+    rows go to a temporary table that the overflow insert then reads alone: Citus joins no distributed table with a
+    local one directly, and the same statements run on every engine."""
+    return sql.SQL(
+        'insert into claimed_observations (user_email, pod_name, "timestamp", cluster, namespace)'
+        ' select main.user_email, main.pod_name, main."timestamp", main.cluster, main.namespace'
+        " from {}.container_observations as main"
+        ' where main."timestamp" between {} and {}'
+        ' and (main.user_email, main.pod_name, main."timestamp") in'
+        ' (select incoming.user_email, incoming.pod_name, incoming."timestamp" from incoming_observations as incoming)'
+    ).format(sql.Identifier(schema), sql.Literal(earliest), sql.Literal(latest))
+
+
+def insert_statement(schema: str, table: str, run_id: int) -> sql.Composed:
+    """The insert of the incoming observations into one observation table; the overflow table's reads what
+    claim_statement found."""
     schema_id = sql.Identifier(schema)
     columns = sql.SQL(", ").join(map(sql.Identifier, OBSERVATION_COLUMNS))
     unclaimed = (
         sql.SQL(
-            "not exists (select from {}.container_observations as main"
+            "not exists (select from claimed_observations as main"
             " where main.user_email = incoming.user_email and main.pod_name = incoming.pod_name"
             ' and main."timestamp" = incoming."timestamp"'
-            ' and main."timestamp" between {} and {}'
             " and main.cluster is not distinct from incoming.cluster"
             " and main.namespace is not distinct from incoming.namespace)"
-        ).format(schema_id, sql.Literal(earliest), sql.Literal(latest))
+        )
         if table == "container_observations_overflow"
         else sql.SQL("true")
     )
@@ -164,7 +191,7 @@ def insert_statement(schema: str, table: str, run_id: int, earliest: datetime, l
         " select {}, {} from incoming_observations as incoming where {}"
         # Deterministic: a replay of the same pods puts each in the same table again.
         " order by incoming.cluster nulls first, incoming.namespace nulls first"
-        " on conflict do nothing"
+        " on conflict do nothing returning 1"
     ).format(schema_id, sql.Identifier(table), columns, columns, sql.Literal(run_id), unclaimed)
 
 
@@ -307,15 +334,31 @@ def write_directory_entries(conn: psycopg.Connection, schema: str, entries: Iter
                 " select new.*, split_part(new.email, '@', 1), seen.first_seen, seen.last_seen"
                 " from (values (%s, %s, %s, %s, %s, %s, clock_timestamp())) as new"
                 "  (email, directory_status, graph_id, full_name, department, job_title, fetched_at)"
-                ' cross join lateral (select min(o."timestamp") as first_seen, max(o."timestamp") as last_seen'
-                "  from {0}.container_observations as o where o.user_email = new.email) as seen"
+                # The same email again rather than a lateral reference to new.email: Citus runs this aggregate on
+                # the one worker holding the user, and pushes down no lateral aggregate over a local row.
+                ' cross join (select min(o."timestamp") as first_seen, max(o."timestamp") as last_seen'
+                "  from {0}.container_observations as o where o.user_email = %s) as seen"
                 " on conflict (email) do update set"
                 "  directory_status = excluded.directory_status,"
                 "  fetched_at = excluded.fetched_at," + kept_unless_found
             ).format(schema_id),
-            rows,
+            [(*row, row[0]) for row in rows],
         )
     return len(rows)
+
+
+def is_distributed(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    """Whether Citus distributes the table (bootstrap_sql/repeatable/distributed_tables.sql)."""
+    if not scalar(conn.execute("select to_regclass('pg_catalog.pg_dist_partition') is not null")):
+        return False
+    return bool(
+        scalar(
+            conn.execute(
+                "select exists (select 1 from pg_dist_partition where logicalrelid = to_regclass(%s))",
+                (f"{schema}.{table}",),
+            )
+        )
+    )
 
 
 def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -> list[str]:
@@ -325,15 +368,23 @@ def emails_to_look_up(conn: psycopg.Connection, schema: str, *, refresh: bool) -
     The distinct emails come from a skip scan of the primary key: cost grows with users, not observations.
     """
     schema_id = sql.Identifier(schema)
-    observed = sql.SQL(
-        "with recursive observed(email) as ("
-        " (select user_email from {0}.container_observations order by user_email limit 1)"
-        " union all"
-        " select (select user_email from {0}.container_observations where user_email > observed.email"
-        "         order by user_email limit 1)"
-        " from observed where observed.email is not null"
-        ")"
-    ).format(schema_id)
+    # Citus runs no recursive CTE across shards: there each worker groups its own users' rows, in parallel.
+    distributed = is_distributed(conn, schema, "container_observations")
+    observed = (
+        sql.SQL(
+            "with observed(email) as (select user_email from {0}.container_observations group by user_email)"
+        ).format(schema_id)
+        if distributed
+        else sql.SQL(
+            "with recursive observed(email) as ("
+            " (select user_email from {0}.container_observations order by user_email limit 1)"
+            " union all"
+            " select (select user_email from {0}.container_observations where user_email > observed.email"
+            "         order by user_email limit 1)"
+            " from observed where observed.email is not null"
+            ")"
+        ).format(schema_id)
+    )
     if refresh:
         query = observed + sql.SQL(
             " select email from observed where email is not null union select email from {}.users order by 1"

@@ -150,8 +150,14 @@ def forbidden_statements(folder):
     return offenders
 
 
+# An index holds no rows. This one is this project's own key of its own table, replaced in the same file by a key
+# that holds the same rows once (with the user first, the column Citus distributes by); no predecessor index is ever
+# dropped (tests/test_adoption.py).
+REPLACED_KEYS = ["0011_pending_pods_keyed_by_user.sql:7: drop index if exists pending_pods_key;"]
+
+
 def test_bootstrap_sql_never_drops_truncates_or_deletes():
-    assert forbidden_statements(BOOTSTRAP) == []
+    assert forbidden_statements(BOOTSTRAP) == REPLACED_KEYS
 
 
 @pytest.mark.parametrize(

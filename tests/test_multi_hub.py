@@ -92,7 +92,7 @@ def test_the_overflow_check_reads_only_the_collection_time(database):
     """Collect's check "does the main table hold this pod at this time?" names the collection's time as constants:
     on PostgreSQL an index look-up per pod, on TimescaleDB one chunk; never a scan of history."""
     from loader.migrate import migrate
-    from loader.raw_store import insert_statement
+    from loader.raw_store import CLAIMED_TABLE, claim_statement
     from tests.conftest import settings_for
 
     settings = settings_for(database)
@@ -115,7 +115,8 @@ def test_the_overflow_check_reads_only_the_collection_time(database):
             " 'jhub-staging')",
             (at,),
         )
-        statement = insert_statement("raw", "container_observations_overflow", 99, at, at)
+        conn.execute(CLAIMED_TABLE)
+        statement = claim_statement("raw", at, at)
         text = statement.as_string(conn)
         bound = f"'{at:%Y-%m-%d %H:%M:%S%z}'".replace("+0000", "+00:00") + "::timestamptz"
         assert f'main."timestamp" between {bound} and {bound}' in text

@@ -1,0 +1,101 @@
+"""Past one node (spec 3.2): on a real Citus coordinator with two workers (from the engines kit), migrate distributes
+the raw tables by the user, co-located, with collector_runs a reference table; a second migrate changes nothing; a
+collection writes and counts its rows (a replay counts them as already recorded, another hub's pod of the same name
+goes to the overflow table) and other writers' rows get a run of their own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from loader.graph_source import DirectoryEntry
+from loader.migrate import migrate
+from loader.raw_store import emails_to_look_up, write_directory_entries
+from tests.conftest import settings_for
+from tests.dbt_helpers import copy_without_run_id, load_batch, observation
+
+
+@pytest.fixture(scope="module")
+def engine() -> str:
+    return "citus"
+
+
+DISTRIBUTED = {
+    "container_observations": "user_email",
+    "container_observations_overflow": "user_email",
+    "users": "email",
+    "pending_pods": "user_email",
+    "hub_servers": "user_name",
+    "hub_group_members": "user_name",
+}
+
+
+def citus_tables(conn: psycopg.Connection) -> dict[str, tuple[str, str, int]]:
+    return {
+        name.split(".")[-1]: (kind, column, colocation)
+        for name, kind, column, colocation in conn.execute(
+            "select table_name::text, citus_table_type, distribution_column, colocation_id from citus_tables"
+            " where table_name::text like 'raw.%'"
+        ).fetchall()
+    }
+
+
+def test_migrate_distributes_the_raw_tables_by_user_co_located_and_twice_changes_nothing(database, conn):
+    settings = settings_for(database)
+    conn.autocommit = True
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+    tables = citus_tables(conn)
+    assert tables["collector_runs"][:2] == ("reference", "<none>")
+    assert {name: tables[name][:2] for name in DISTRIBUTED} == {
+        name: ("distributed", column) for name, column in DISTRIBUTED.items()
+    }
+    assert len({tables[name][2] for name in DISTRIBUTED}) == 1  # one co-location group
+    assert migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir) == []
+    assert citus_tables(conn) == tables
+
+
+def test_a_collection_writes_and_counts_its_rows_on_the_workers(database, conn):
+    settings = settings_for(database)
+    conn.autocommit = True
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    rows = [
+        observation(f"user{n}@x.edu", f"jupyter-user{n}", "cpu-1", at + timedelta(minutes=5 * tick))
+        for n in range(6)
+        for tick in range(4)
+    ]
+    load_batch(conn, settings, rows)
+    load_batch(conn, settings, rows[:5])  # a replay
+    other_hub = [observation("user0@x.edu", "jupyter-user0", "cpu-1", at, cluster="other", namespace="jhub")]
+    load_batch(conn, settings, other_hub)
+    copy_without_run_id(conn, settings, [observation("late@x.edu", "jupyter-late", "cpu-1", at)])
+    runs = conn.execute(
+        "select kind, rows_recorded, rows_already_recorded from raw.collector_runs order by id"
+    ).fetchall()
+    assert runs == [("collect", 24, 0), ("collect", 0, 5), ("collect", 1, 0), ("external", 0, 0)]
+    assert conn.execute("select count(*) from raw.container_observations").fetchone()[0] == 25
+    assert conn.execute("select count(*) from raw.container_observations_overflow").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "select count(*) from raw.container_observations as o join raw.collector_runs as r"
+            " on r.id = o.collector_run_id where r.kind = 'external'"
+        ).fetchone()[0]
+        == 1
+    )
+    # The users sync's questions: who needs a look-up, and the directory's answer written with first and last seen.
+    assert emails_to_look_up(conn, settings.raw_schema, refresh=False) == sorted(
+        {row.user_email for row in rows} | {"late@x.edu"}
+    )
+    found = DirectoryEntry("user1@x.edu", "found", "id-1", "User One", "Physics", "Student")
+    assert write_directory_entries(conn, settings.raw_schema, [found]) == 1
+    assert conn.execute(
+        "select department, first_seen, last_seen from raw.users where email = 'user1@x.edu'"
+    ).fetchone() == ("Physics", at, at + timedelta(minutes=15))
+    # Rows of each user on one shard: a worker holds every row of the users it holds.
+    placements = conn.execute(
+        "select count(distinct get_shard_id_for_distribution_column('raw.container_observations', user_email))"
+        " from raw.container_observations"
+    ).fetchone()[0]
+    assert 1 < placements <= 7
