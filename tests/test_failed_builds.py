@@ -215,10 +215,13 @@ LEFTOVERS = (
 )
 
 
+def relation_oids(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("select relname, oid::int from pg_class where relnamespace = 'analytics'::regnamespace"))
+
+
 def swapped_relations(conn: psycopg.Connection, oids: dict[str, int]) -> int:
     """How many of the analytics relations a build has replaced (or left aside) so far, as any reader sees it."""
-    now = dict(conn.execute("select relname, oid::int from pg_class where relnamespace = 'analytics'::regnamespace"))
-    return sum(1 for name, oid in now.items() if oids.get(name) != oid)
+    return sum(1 for name, oid in relation_oids(conn).items() if oids.get(name) != oid)
 
 
 # Killed early and late on plain PostgreSQL, once between on TimescaleDB: dbt replaces the marts alike on both.
@@ -234,9 +237,7 @@ def test_a_build_killed_midway_leaves_every_relation_answering_and_the_next_buil
     settings, environment = built
     before = every_relations_rows(module_database, settings.analytics_schema)
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as watcher:
-        oids = dict(
-            watcher.execute("select relname, oid::int from pg_class where relnamespace = 'analytics'::regnamespace")
-        )
+        oids = relation_oids(watcher)
         build = subprocess.Popen(
             [sys.executable, "-m", "loader", "build", "--full-refresh"],
             env={**os.environ, **environment},
