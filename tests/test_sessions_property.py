@@ -401,3 +401,10 @@ class TestCycleByCycleOnTimescaledb:
         self, engine, database, conn, seed
     ):
         sessions_extended_cycle_by_cycle_then_merged_by_late_rows_equal_full_rebuild(database, conn, seed)
+
+
+@pytest.mark.parametrize("engine", ["citus"], indirect=True)
+class TestIncrementalOnCitus:
+    @pytest.mark.parametrize("seed", [11])
+    def test_incremental_sessions_equal_full_rebuild_and_predecessor(self, engine, database, conn, seed):
+        incremental_sessions_equal_full_rebuild_and_predecessor(database, conn, seed)

@@ -37,11 +37,11 @@
     where
         {{ runs_since_last_build('collector_run_id') }}
         and observed_at >= {{ earliest_observation_of_new_runs() }}
-        and exists (select from {{ this }})
+        and exists (select 1 from {{ this }})
 
     union all
 
     select {{ columns }}
     from {{ ref('int_observations') }}
-    where not exists (select from {{ this }})
+    where not exists (select 1 from {{ this }})
 {%- endmacro %}

@@ -6,11 +6,11 @@
     from {{ ref('user_sessions') }} as user_sessions
     where
         {{ runs_since_last_build('user_sessions.last_collector_run_id') }}
-        and exists (select from {{ this }})
+        and exists (select 1 from {{ this }})
 
     union all
 
     select user_sessions.*
     from {{ ref('user_sessions') }} as user_sessions
-    where not exists (select from {{ this }})
+    where not exists (select 1 from {{ this }})
 {%- endmacro %}

@@ -44,7 +44,7 @@ from per_pod
 left join latest_collections on per_pod.cluster is not distinct from latest_collections.cluster
 where
     not exists (
-        select from sessions
+        select 1 from sessions
         where sessions.pod_uid = per_pod.pod_uid
     )
     and (

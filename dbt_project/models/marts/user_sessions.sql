@@ -128,7 +128,7 @@ recompute_windows as (
         ) as recompute_from
     from open_sessions
     where not exists (
-        select from extended_sessions
+        select 1 from extended_sessions
         where {{ session_key_matches('extended_sessions', 'open_sessions') }}
     )
 ),
