@@ -84,12 +84,6 @@ def test_every_analytics_relation_equals_plain_postgres_row_for_row(on_postgres,
     assert len(on_postgres["user_sessions"]) > 50 and on_postgres["department_usage"]
 
 
-# On Citus the workers check the reader's own privileges on the raw tables' shards that the staging views read,
-# which the read-only role is not given (issue 28 says what is left): the panels and check on TimescaleDB here.
-ON_ONE_NODE = pytest.mark.parametrize("engine", ["timescaledb"], indirect=True)
-
-
-@ON_ONE_NODE
 def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
     settings = on_engine["settings"]
     role = f"jhm_reader_{uuid.uuid4().hex[:8]}"
@@ -113,7 +107,6 @@ def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
             drop_role(conn, role)
 
 
-@ON_ONE_NODE
 def test_check_passes(on_engine):
     result = CliRunner().invoke(app, ["check"], env=on_engine["database"].environment())
     assert result.exit_code == 0, result.output
