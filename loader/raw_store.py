@@ -126,9 +126,12 @@ def record_collection(
         if observations:
             times = [observation.timestamp for observation in observations]
             inserted += counted(conn, insert_statement(schema, "container_observations", run_id))
-            conn.execute(CLAIMED_TABLE)
-            conn.execute(claim_statement(schema, min(times), max(times)))
-            inserted += counted(conn, insert_statement(schema, "container_observations_overflow", run_id))
+            # Where the main table took every row (every collection but a replay or a clash of two hubs' pods),
+            # each is held there under its own cluster and namespace and none can belong in the overflow table.
+            if inserted < len(observations):
+                conn.execute(CLAIMED_TABLE)
+                conn.execute(claim_statement(schema, min(times), max(times)))
+                inserted += counted(conn, insert_statement(schema, "container_observations_overflow", run_id))
         _keep_users_current(conn, schema_id, observations)
         run.pending_pods_recorded = _record_pending(conn, schema_id, run_id, pending)
         if hub is not None:

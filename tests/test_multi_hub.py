@@ -132,3 +132,25 @@ def test_the_overflow_check_reads_only_the_collection_time(database):
         walk(plan[0]["Plan"])
         assert scans and all(kind.startswith("Index") and "timestamp" in cond for kind, cond in scans), scans
         conn.rollback()
+
+
+def test_a_collection_whose_rows_all_went_to_the_main_table_runs_no_overflow_check(database):
+    """The check reads the main table only for what a collection could not insert there (a replay, two hubs' pods
+    of one name at one time): a collection of new rows, every one but these, costs its insert alone."""
+    from loader.migrate import migrate
+    from tests.conftest import settings_for
+    from tests.dbt_helpers import load_batch, observation
+
+    settings = settings_for(database)
+    rows = [observation(f"user{n}@x.edu", f"jupyter-user{n}", "cpu-1", START) for n in range(3)]
+    with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+        migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        load_batch(conn, settings, rows)
+        assert conn.execute("select to_regclass('pg_temp.claimed_observations')").fetchone()[0] is None
+        other_hub = [observation("user0@x.edu", "jupyter-user0", "cpu-1", START, cluster="other")]
+        load_batch(conn, settings, [*rows, *other_hub])  # a replay, and another hub's pod of the same name
+        assert conn.execute("select to_regclass('pg_temp.claimed_observations')").fetchone()[0] is not None
+        assert conn.execute("select count(*) from raw.container_observations").fetchone()[0] == 3
+        assert conn.execute("select count(*) from raw.container_observations_overflow").fetchone()[0] == 1
+        runs = conn.execute("select rows_recorded, rows_already_recorded from raw.collector_runs order by id")
+        assert runs.fetchall() == [(3, 0), (1, 3)]
