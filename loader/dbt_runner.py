@@ -114,6 +114,28 @@ def outcome_of(command: str, result: Any, seconds: float) -> DbtOutcome:
     return DbtOutcome(command, bool(result.success), dict(statuses), problems, seconds, node_seconds)
 
 
+def _calling_module_name() -> str:
+    """What dbt_common's BehaviorFlagRendered._default_source answers (the first module on the stack other than
+    dbt_common.behavior_flags), read from the frames' globals instead of inspect.stack(). dbt-adapters computes it
+    for every behavior flag of every adapter it registers, i.e. at every invocation, even when the flag names its
+    source; inspect.stack() reads the source lines of every frame and looks each frame's module up in sys.modules,
+    so in a long-lived process with a deep stack (a test worker) each dbt call cost seconds more than the one a
+    thousand calls before (dbt-labs/dbt-adapters#2136). Nothing else about the flags changes."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name and name != "dbt_common.behavior_flags":
+            return str(name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return "Unknown"
+
+
+def _without_stack_inspection() -> None:
+    from dbt_common import behavior_flags
+
+    behavior_flags.BehaviorFlagRendered._default_source = staticmethod(_calling_module_name)  # type: ignore[method-assign]
+
+
 def run_dbt(
     settings: Settings,
     args: list[str],
@@ -126,6 +148,7 @@ def run_dbt(
     carries a result (`--json`). A writing command takes the build lock, unless the caller holds it (`lock_held`)."""
     from dbt.cli.main import dbtRunner
 
+    _without_stack_inspection()
     project_dir = settings.dbt_project_dir
     if not (project_dir / "dbt_project.yml").is_file():
         raise ConfigurationError(f"no dbt project at {project_dir}; set DBT_PROJECT_DIR")
