@@ -99,3 +99,76 @@ def test_a_collection_writes_and_counts_its_rows_on_the_workers(database, conn):
         " from raw.container_observations"
     ).fetchone()[0]
     assert 1 < placements <= 7
+
+
+def raw_tables_rows(database) -> dict[str, list[str]]:
+    """Every raw table's rows as text, sorted (the test's own reading, not the command's checksum)."""
+    with psycopg.connect(**database.connect_kwargs()) as conn:
+        conn.execute("set timezone to 'UTC'")
+        names = [
+            name
+            for (name,) in conn.execute(
+                "select relname from pg_class join pg_namespace on pg_namespace.oid = relnamespace"
+                " where nspname = 'raw' and relkind in ('r', 'p') and not relispartition"
+                " and relname <> 'jupyterhub_metrics_migrations' order by 1"
+            ).fetchall()
+        ]
+        return {
+            name: sorted(text for (text,) in conn.execute(f"select t::text from raw.{name} as t").fetchall())
+            for name in names
+        }
+
+
+def test_a_single_node_history_moves_onto_citus_with_every_row(engine_servers, database):
+    """The chart's single node (TimescaleDB, compressed chunks) moved onto a coordinator by `db move-history`: every
+    raw table's rows equal before and after, the marts built there equal the source's, the next run's id follows
+    the moved ones, and a second move into the now full target writes nothing and says why."""
+    from typer.testing import CliRunner
+
+    from loader.cli import app
+    from loader.dbt_runner import COMPLETE_BUILD_ARGS
+    from loader.demo import load_synthetic_hub
+    from loader.synthetic import directory_entries, synthetic_users
+    from tests.dbt_helpers import compress_chunks, dbt, every_relations_rows
+
+    single_node = engine_servers.get("timescaledb")
+    source = single_node.create_database()
+    try:
+        source_settings = settings_for(source)
+        end = datetime(2026, 11, 4, tzinfo=UTC)
+        with psycopg.connect(autocommit=True, **source.connect_kwargs()) as conn:
+            migrate(conn, source_settings.raw_schema, source_settings.bootstrap_sql_dir)
+        load_synthetic_hub(source_settings, days=2, users=6, seed=3, end=end)
+        with psycopg.connect(autocommit=True, **source.connect_kwargs()) as conn:
+            write_directory_entries(conn, "raw", directory_entries(synthetic_users(6, 3), 3))
+            user, pod, at = conn.execute(
+                'select user_email, pod_name, "timestamp" from raw.container_observations order by 3 desc limit 1'
+            ).fetchone()
+            load_batch(conn, source_settings, [observation(user, pod, "cpu-1", at, cluster="another-hub")])
+            copy_without_run_id(conn, source_settings, [observation("late@x.edu", "jupyter-late", "cpu-1", at)])
+            assert compress_chunks(conn)
+        dbt(source_settings, *COMPLETE_BUILD_ARGS)
+        before = raw_tables_rows(source)
+        assert all(before[name] for name in ("container_observations", "container_observations_overflow", "users"))
+
+        settings = settings_for(database)
+        with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+            migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+        target = " ".join(f"{key}={value}" for key, value in database.connect_kwargs().items() if value != "")
+        result = CliRunner().invoke(app, ["db", "move-history", "--to", target], env=source.environment())
+        assert result.exit_code == 0, result.output
+        assert f"moved {sum(map(len, before.values()))} rows of {len(before)} tables" in result.output
+
+        assert raw_tables_rows(database) == before
+        assert raw_tables_rows(source) == before  # the source is only read
+        dbt(settings, *COMPLETE_BUILD_ARGS)
+        assert every_relations_rows(database, "analytics") == every_relations_rows(source, "analytics")
+        with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
+            latest = conn.execute("select max(id) from raw.collector_runs").fetchone()[0]
+            assert load_batch(conn, settings, [observation("new@x.edu", "jupyter-new", "cpu-1", end)]) > latest
+
+        again = CliRunner().invoke(app, ["db", "move-history", "--to", target], env=source.environment())
+        assert again.exit_code != 0
+        assert "already holds rows" in again.output and len(again.output.strip().splitlines()) == 1
+    finally:
+        single_node.drop_database(source)

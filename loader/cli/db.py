@@ -68,3 +68,52 @@ def readonly_role(
             "revoke it, or run with --restrict-other-databases on a server of this project's own",
             err=True,
         )
+
+
+@app.command("move-history")
+@command
+def move_history(
+    to: str = typer.Option(
+        ...,
+        "--to",
+        help="The target database as a libpq connection string or URL (a password is best left to PGPASSWORD or "
+        "~/.pgpass). Migrate it first with `db migrate` pointed at it.",
+    ),
+    leave: list[str] = typer.Option(
+        [], "--leave", help="A table of the raw schema not to move (one that is not the project's); repeatable."
+    ),
+) -> None:
+    """Copy every raw table's rows from this database (DB_*) into another one, such as a Citus coordinator: one
+    snapshot of the source, one transaction of the target, each table's rows and checksum compared before it
+    commits. The source is only read; stop its collections first."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from loader.db import connect
+    from loader.errors import DatabaseUnavailable
+    from loader.move import move_history as move
+
+    config = settings(demo_fallback=False)
+    parameters = {key: value for key, value in conninfo_to_dict(to).items() if value is not None}
+    where = (
+        f"{parameters.get('user', '')}@{parameters.get('host', 'localhost')}:{parameters.get('port', 5432)}"
+        f"/{parameters.get('dbname', '')}"
+    )
+    try:
+        target = psycopg.connect(**parameters)  # type: ignore[arg-type]  # libpq keywords
+    except psycopg.OperationalError as error:
+        secret = str(parameters.get("password", "")) or "\0"
+        reason = (str(error).strip().splitlines() or ["connection failed"])[0].replace(secret, "***")
+        raise DatabaseUnavailable(f"cannot connect to the target database {where}: {reason}") from None
+    with (
+        connect(config.database, autocommit=True) as source,
+        connect(config.database, autocommit=True) as fresh,
+        target,
+    ):
+        moved = move(source, target, config.raw_schema, leave=frozenset(leave), fresh_source=fresh)
+    for table in moved:
+        typer.echo(f"{config.raw_schema}.{table.table}: {table.rows} rows, checksum {table.checksum}, equal on both")
+    typer.echo(
+        f"moved {sum(table.rows for table in moved)} rows of {len(moved)} tables from {config.database.describe()}"
+        f" to {where}; run `jupyterhub-metrics build` there"
+    )
