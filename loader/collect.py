@@ -34,8 +34,9 @@ from loader.pods import (
     pod_use_from_metrics,
     with_measured_use,
 )
-from loader.prometheus_source import GpuUseSource
-from loader.raw_store import RunKind, RunRecord, record_collection, record_failed_run
+from loader.prometheus_source import GpuUseSource, StorageFiguresSource
+from loader.raw_store import RunKind, RunRecord, StorageWrite, record_collection, record_failed_run
+from loader.storage import StorageSnapshot, claim_from_pvc, names_shown, storage_rows
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,19 @@ class CollectionResult:
     pending_pods: int = 0
     hub_servers: int | None = None
     hub_memberships_recorded: bool | None = None
+    storage_volumes: int | None = None
+    storage_rows_written: int | None = None
 
     def summary(self) -> str:
         skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skip_reasons.items())) or "none"
         gpus = f", GPU use of {self.gpu_pods_measured} of {self.gpu_pods} GPU pods" if self.gpu_pods else ""
         pending = f", {self.pending_pods} pods not running" if self.pending_pods else ""
         hub = f", {self.hub_servers} hub servers" if self.hub_servers is not None else ""
+        hub += (
+            f", storage of {self.storage_volumes} volumes ({self.storage_rows_written} rows written)"
+            if self.storage_volumes is not None
+            else ""
+        )
         return (
             f"run {self.run_id} at {self.observed_at.isoformat()}: {self.pods_listed} pods listed, "
             f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
@@ -85,6 +93,8 @@ class CollectionResult:
             "pending_pods": self.pending_pods,
             "hub_servers": self.hub_servers,
             "hub_memberships_recorded": self.hub_memberships_recorded,
+            "storage_volumes": self.storage_volumes,
+            "storage_rows_written": self.storage_rows_written,
         }
 
 
@@ -187,6 +197,9 @@ class Sources:
     gpu_use: GpuUseSource | None = None
     node_models: NodeModelsSource | None = None
     hub: HubSource | None = None
+    # Storage (spec 3.8): the users' PVCs, and the figures of volumes and home directories from Prometheus.
+    claims: PodSource | None = None
+    storage_figures: StorageFiguresSource | None = None
 
 
 def build_pending(
@@ -288,6 +301,43 @@ def node_models_from_file(path: Path) -> NodeModelsSource:
     return read
 
 
+def storage_of(
+    running: list[Any], settings: CollectSettings, observed_at: datetime, sources: Sources
+) -> tuple[StorageWrite, Counter[str]]:
+    """The names the pods and PVCs show, and the storage rows where anything of storage was read: the PVCs and
+    the figures are each optional (a Role without PVCs, a Prometheus that is down cost those figures, never the run);
+    skips counted by reason, each reason logged once."""
+    user_sources = parse_user_sources(settings.user_sources)
+    listed = optional("per-user volumes", sources.claims)
+    figures_source = sources.storage_figures
+    figures = optional("storage figures", (lambda: figures_source(observed_at)) if figures_source else None)
+    skipped: Counter[str] = Counter()
+    claims = None
+    if listed is not None:
+        claims = []
+        for pvc in listed:
+            outcome = claim_from_pvc(pvc, user_sources=user_sources, email_domain=settings.email_domain)
+            if isinstance(outcome, Skip):
+                skipped[outcome.reason] += 1
+                log.warning("skipped volume %s: %s (%s)", outcome.pod, outcome.reason, outcome.detail)
+            else:
+                claims.append(outcome)
+    if figures is not None:
+        skipped.update(figures[2])
+        for reason, count in sorted(figures[2].items()):
+            log.warning("skipped %d storage series from Prometheus: %s", count, reason)
+    shown = names_shown([*running, *(listed or [])], user_sources=user_sources, email_domain=settings.email_domain)
+    if listed is None and figures is None:
+        return StorageWrite(frozenset(shown), None), skipped
+    snapshot = StorageSnapshot(
+        claims=claims,
+        volume_figures=figures[0] if figures else None,
+        directory_figures=figures[1] if figures else None,
+        skipped=skipped,
+    )
+    return StorageWrite(frozenset(shown), storage_rows(snapshot, settings.cluster)), skipped
+
+
 def collect_into(
     conn: psycopg.Connection,
     settings: Settings,
@@ -313,8 +363,9 @@ def collect_into(
         if hub is not None:
             for reason, count in sorted(hub.skipped.items()):
                 log.warning("skipped %d %s", count, reason)
-        run.skip_reasons = dict(skipped + pending_skipped)
-        run_id = record_collection(conn, settings.raw_schema, run, rows, pending, hub)
+        storage, storage_skipped = storage_of(running, settings.collect, observed_at, sources)
+        run.skip_reasons = dict(skipped + pending_skipped + storage_skipped)
+        run_id = record_collection(conn, settings.raw_schema, run, rows, pending, hub, storage)
     except Exception as error:  # every run that starts leaves a run record, whatever ended it
         if isinstance(error, LoaderError):
             message = str(error)
@@ -340,6 +391,8 @@ def collect_into(
         pending_pods=run.pending_pods_recorded,
         hub_servers=run.hub_servers_listed,
         hub_memberships_recorded=run.hub_memberships_recorded,
+        storage_volumes=run.storage_volumes_listed,
+        storage_rows_written=run.storage_rows_written,
     )
 
 

@@ -247,6 +247,15 @@ SETTINGS: tuple[Setting, ...] = (
         _flag,
     ),
     Setting(
+        "COLLECT_STORAGE",
+        "true",
+        "Read users' storage at each collection: KubeSpawner's PVCs (needs get and list on persistentvolumeclaims) and,"
+        " where PROMETHEUS_URL is set, kubelet's volume figures and prometheus-dirsize-exporter's home directories.",
+        "Collection",
+        "collect.storage",
+        _flag,
+    ),
+    Setting(
         "PROMETHEUS_URL",
         "",
         "Prometheus that scrapes dcgm-exporter (e.g. http://prometheus.monitoring:9090); empty: no GPU use.",
@@ -470,6 +479,7 @@ class CollectSettings:
     cluster: str | None = declared_default("collect.cluster")
     request_timeout_seconds: float = declared_default("collect.request_timeout_seconds")
     read_nodes: bool = declared_default("collect.read_nodes")
+    storage: bool = declared_default("collect.storage")
     attempts: int = 4
 
 

@@ -160,6 +160,50 @@ def list_gpu_node_models(api: client.ApiClient, *, request_timeout: float) -> di
     return node_models(document)
 
 
+def list_claims(
+    api: client.ApiClient,
+    *,
+    namespaces: tuple[str, ...],
+    selector: str,
+    request_timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """The users' PersistentVolumeClaims (KubeSpawner labels them component=singleuser-storage), as raw JSON;
+    KubernetesError in one line where they may not be listed (the chart's Role grants it)."""
+    core = client.CoreV1Api(api)
+    claims: list[dict[str, Any]] = []
+    for namespace in namespaces or (None,):
+        continue_token = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "label_selector": selector,
+                "limit": PAGE_SIZE,
+                "_request_timeout": request_timeout,
+                "_preload_content": False,
+            }
+            if continue_token:
+                kwargs["_continue"] = continue_token
+            call = (
+                functools.partial(core.list_namespaced_persistent_volume_claim, namespace, **kwargs)
+                if namespace
+                else functools.partial(core.list_persistent_volume_claim_for_all_namespaces, **kwargs)
+            )
+            page = _with_retries(
+                call,
+                what="listing persistent volume claims",
+                attempts=2,
+                backoff_seconds=1.0,
+                sleep=sleep,
+                resource="persistentvolumeclaims",
+                refused_hint="per-user volumes stay unknown",
+            )
+            items, continue_token = _page_items(page, namespace)
+            claims.extend(items)
+            if not continue_token:
+                break
+    return claims
+
+
 def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None]:
     """A page as the API sent it (raw JSON, not the client's models): one malformed pod must not fail the
     list, it is checked and skipped with the others' rows kept (loader.pods)."""

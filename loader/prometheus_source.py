@@ -10,13 +10,20 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from loader.config import PrometheusSettings
 from loader.errors import LoaderError
 from loader.gpu import ENGINE_ACTIVE, FB_USED, GPU_UTIL, METRICS, GpuUse, PodKey, answers_from_document, gpu_use_by_pod
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from loader.storage import Figures
+
+    StorageFigures = tuple[dict[tuple[str, str], Figures], dict[tuple[str | None, str], Figures], Counter[str]]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +111,40 @@ def prometheus_gpu_use(settings: PrometheusSettings, namespaces: Iterable[str]) 
         client = PrometheusClient(settings)
         answers = {metric: client.query(expression, at) for metric, expression in queries(watched).items()}
         return _figures(answers, pods)
+
+    return read
+
+
+def storage_queries(namespaces: Iterable[str]) -> dict[str, str]:
+    """kubelet's figures of PVCs in the watched namespaces, and every home directory prometheus-dirsize-exporter
+    reports (its own namespace, where Prometheus labels one, among the watched)."""
+    from loader.storage import DIRECTORY_METRICS, VOLUME_METRICS
+
+    watched = sorted(set(namespaces))
+    volume_matchers = ['persistentvolumeclaim!=""'] + ([_matcher("namespace", watched)] if watched else [])
+    directory_matchers = ['directory!=""'] + ([_matcher("namespace", [*watched, ""])] if watched else [])
+    return {
+        **{metric: f"{metric}{{{','.join(volume_matchers)}}}" for metric in VOLUME_METRICS},
+        **{metric: f"{metric}{{{','.join(directory_matchers)}}}" for metric in DIRECTORY_METRICS},
+    }
+
+
+StorageFiguresSource = Callable[[datetime], "StorageFigures"]
+
+
+def prometheus_storage_figures(settings: PrometheusSettings, namespaces: Iterable[str]) -> StorageFiguresSource:
+    """The storage figures at a collection's time: one instant query per metric (kubelet reports a volume only while
+    a pod mounts it; the last figure stored stands meanwhile)."""
+    from loader.storage import directory_figures, volume_figures
+
+    watched = tuple(namespaces)
+
+    def read(at: datetime) -> StorageFigures:
+        client = PrometheusClient(settings)
+        answers = {metric: client.query(expression, at) for metric, expression in storage_queries(watched).items()}
+        volumes, volume_skips = volume_figures(answers)
+        directories, directory_skips = directory_figures(answers)
+        return volumes, directories, volume_skips + directory_skips
 
     return read
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -15,6 +16,9 @@ from loader.db import scalar
 from loader.graph_source import DirectoryEntry
 from loader.hub_source import HubSnapshot
 from loader.pods import Observation, PendingPod
+from loader.storage import STORAGE_COLUMNS, NameShown, StorageRow
+
+log = logging.getLogger(__name__)
 
 OBSERVATION_COLUMNS = [f.name for f in fields(Observation) if f.name != "hub_username"]
 
@@ -49,10 +53,13 @@ class RunRecord:
     hub_servers_listed: int | None = None
     hub_groups_listed: int | None = None
     hub_memberships_recorded: bool | None = None
+    # Storage (spec 3.8): None where it was not read.
+    storage_volumes_listed: int | None = None
+    storage_rows_written: int | None = None
 
     @property
     def pods_skipped(self) -> int:
-        return sum(self.skip_reasons.values())
+        return sum(count for reason, count in self.skip_reasons.items() if not reason.startswith("storage_"))
 
 
 def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: str, run_id: int | None = None) -> int:
@@ -72,6 +79,8 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
         "hub_servers_listed": run.hub_servers_listed,
         "hub_groups_listed": run.hub_groups_listed,
         "hub_memberships_recorded": run.hub_memberships_recorded,
+        "storage_volumes_listed": run.storage_volumes_listed,
+        "storage_rows_written": run.storage_rows_written,
     }
     if run_id is not None:
         values = {"id": run_id, **values}
@@ -93,9 +102,10 @@ def record_collection(
     observations: Iterable[Observation],
     pending: Iterable[PendingPod] = (),
     hub: HubSnapshot | None = None,
+    storage: StorageWrite | None = None,
 ) -> int:
-    """Writes the observations, the users they show, the pods not running, the hub's view and the run record, in one
-    transaction.
+    """Writes the observations, the users they show, the pods not running, the hub's view, storage and the run
+    record, in one transaction.
 
     An observation goes to container_observations unless a pod of another cluster or namespace
     already holds its (user_email, pod_name, timestamp) there; then to container_observations_overflow.
@@ -136,6 +146,10 @@ def record_collection(
         run.pending_pods_recorded = _record_pending(conn, schema_id, run_id, pending)
         if hub is not None:
             _record_hub(conn, schema_id, run, run_id, hub)
+        if storage is not None:
+            _record_names_shown(conn, schema_id, run_id, storage.names, run.observed_at or run.started_at)
+            if storage.rows is not None:
+                _record_storage(conn, schema_id, run, run_id, storage.rows)
         run.rows_recorded = inserted
         run.rows_already_recorded = len(observations) - inserted
         _insert_run(conn, schema, run, "succeeded", run_id)
@@ -196,6 +210,109 @@ def insert_statement(schema: str, table: str, run_id: int) -> sql.Composed:
         " order by incoming.cluster nulls first, incoming.namespace nulls first"
         " on conflict do nothing returning 1"
     ).format(schema_id, sql.Identifier(table), columns, columns, sql.Literal(run_id), unclaimed)
+
+
+@dataclass(frozen=True)
+class StorageWrite:
+    """A collection's storage: the names its pods and PVCs showed, and its storage rows (None: figures not read)."""
+
+    names: frozenset[NameShown]
+    rows: list[StorageRow] | None
+
+
+def _record_names_shown(
+    conn: psycopg.Connection, schema_id: sql.Identifier, run_id: int, names: Iterable[NameShown], at: datetime
+) -> None:
+    rows = [(name.user_email, name.hub_username, name.escaped_name, at, run_id) for name in sorted(names, key=str)]
+    if rows:
+        conn.cursor().executemany(
+            sql.SQL(
+                "insert into {}.hub_names_seen (user_email, hub_username, escaped_name, first_seen_at,"
+                " collector_run_id) values (%s, %s, %s, %s, %s) on conflict do nothing"
+            ).format(schema_id),
+            rows,
+        )
+
+
+# Figures taken from the latest collection of the day where it read them; the rest kept or combined.
+_LATEST = ("used_bytes", "capacity_bytes", "quota_bytes", "file_count")
+_STORAGE_UPDATES = {
+    "owner_name": "coalesce(excluded.owner_name, stored.owner_name)",
+    "user_email": "coalesce(excluded.user_email, stored.user_email)",
+    "server_name": "coalesce(excluded.server_name, stored.server_name)",
+    **{
+        column: f"case when excluded.observed_at >= stored.observed_at then coalesce(excluded.{column},"
+        f" stored.{column}) else coalesce(stored.{column}, excluded.{column}) end"
+        for column in _LATEST
+    },
+    "largest_used_bytes": "greatest(stored.largest_used_bytes, excluded.largest_used_bytes)",
+    "last_modified_at": "greatest(stored.last_modified_at, excluded.last_modified_at)",
+    "first_observed_at": "least(stored.first_observed_at, excluded.first_observed_at)",
+}
+
+
+def _record_storage(
+    conn: psycopg.Connection, schema_id: sql.Identifier, run: RunRecord, run_id: int, rows: list[StorageRow]
+) -> None:
+    """One row per volume and UTC day: inserted by the day's first collection, updated by later ones only where a
+    figure changed. A directory's owner (and a PVC's, where its annotation gives no email by the identity rules) is
+    the one user whose pods showed that name; none or several: null, counted and listed."""
+    at = run.observed_at or run.started_at
+    run.storage_volumes_listed = len(rows)
+    conn.execute(
+        sql.SQL(
+            "create temp table if not exists incoming_storage on commit delete rows as"
+            " select {} from {}.storage_observations with no data"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, STORAGE_COLUMNS)), schema_id)
+    )
+    with conn.cursor().copy(
+        sql.SQL("copy incoming_storage ({}) from stdin").format(
+            sql.SQL(", ").join(map(sql.Identifier, STORAGE_COLUMNS))
+        )
+    ) as copy:
+        for row in rows:
+            copy.write_row([getattr(row, name) for name in STORAGE_COLUMNS])
+    owner = (
+        "coalesce(incoming.user_email, (select case when count(distinct seen.user_email) = 1 then"
+        " min(seen.user_email) end from {schema}.hub_names_seen as seen where seen.escaped_name ="
+        " incoming.owner_name or seen.hub_username = incoming.owner_name))"
+    )
+    changed = ", ".join(f"stored.{column}" for column in _STORAGE_UPDATES)
+    updated = ", ".join(_STORAGE_UPDATES.values())
+    written = conn.execute(
+        sql.SQL(
+            "insert into {schema}.storage_observations as stored ({columns}, largest_used_bytes, day,"
+            " first_observed_at, observed_at, collector_run_id)"
+            " select {incoming_columns}, incoming.used_bytes, (%(at)s at time zone 'UTC')::date, %(at)s, %(at)s,"
+            " %(run)s from incoming_storage as incoming"
+            " on conflict (day, layout, coalesce(cluster, ''), coalesce(namespace, ''), volume_name) do update set"
+            " {updates}, observed_at = greatest(stored.observed_at, excluded.observed_at),"
+            " collector_run_id = excluded.collector_run_id"
+            " where ({changed}) is distinct from ({updated})"
+            " returning stored.user_email is null, stored.layout, stored.volume_name"
+        ).format(
+            schema=schema_id,
+            columns=sql.SQL(", ").join(map(sql.Identifier, STORAGE_COLUMNS)),
+            incoming_columns=sql.SQL(", ").join(
+                sql.SQL(owner.format(schema=schema_id.as_string(conn)))
+                if name == "user_email"
+                else sql.SQL("incoming.{}").format(sql.Identifier(name))
+                for name in STORAGE_COLUMNS
+            ),
+            updates=sql.SQL(", ").join(sql.SQL(f"{column} = {value}") for column, value in _STORAGE_UPDATES.items()),
+            changed=sql.SQL(changed),
+            updated=sql.SQL(updated),
+        ),
+        {"at": at, "run": run_id},
+    ).fetchall()
+    run.storage_rows_written = len(written)
+    unmatched = sorted(f"{layout} {name}" for nobody, layout, name in written if nobody)
+    if unmatched:
+        log.warning(
+            "%d storage volumes match no user the hub or its pods have shown (kept, owner unknown): %s",
+            len(unmatched),
+            ", ".join(unmatched[:5]) + (" ..." if len(unmatched) > 5 else ""),
+        )
 
 
 PENDING_COLUMNS = [f.name for f in fields(PendingPod)]

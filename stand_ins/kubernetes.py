@@ -36,6 +36,8 @@ class KubeApiStub(LocalHttpStub):
         self.pod_metrics: list[dict] | None = None
         # Nodes the core API lists; None: the service account may not list nodes (403).
         self.nodes: list[dict] | None = None
+        # PersistentVolumeClaims the core API lists; None: the service account may not list them (403).
+        self.claims: list[dict] | None = []
         self.faults: list[object] = []  # per request, in order: an HTTP status, or "timeout"
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.authorization: list[str | None] = []
@@ -80,6 +82,21 @@ class KubeApiStub(LocalHttpStub):
                     selector = query.get("labelSelector", [""])[0]
                     listed = [node for node in stub.nodes if matches_selector(node, selector)]
                     return send_json(self, 200, {"kind": "NodeList", "apiVersion": "v1", "items": listed})
+                if parts[:2] == ["api", "v1"] and parts[-1] == "persistentvolumeclaims":
+                    if stub.claims is None:
+                        return send_json(self, 403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+                    wanted = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None
+                    selector = query.get("labelSelector", [""])[0]
+                    listed = [
+                        claim
+                        for claim in stub.claims
+                        if (wanted is None or _namespace(claim) == wanted) and matches_selector(claim, selector)
+                    ]
+                    return send_json(
+                        self,
+                        200,
+                        {"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {}, "items": listed},
+                    )
                 if parts[:2] != ["api", "v1"] or parts[-1] != "pods":
                     return send_json(self, 404, {"kind": "Status", "code": 404})
                 namespace = parts[3] if len(parts) == 5 and parts[2] == "namespaces" else None

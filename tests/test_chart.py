@@ -53,7 +53,7 @@ CONFIGURATIONS = {
 pytestmark = pytest.mark.skipif(HELM is None, reason="helm is installed by `make venv`")
 # Get and list pods, and their measured use from the metrics API: nothing else.
 POD_READER_RULES = [
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"], "verbs": ["get", "list"]},
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
 ]
 

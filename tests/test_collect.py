@@ -114,7 +114,10 @@ def test_collect_through_the_kubernetes_api(migrated, database, conn, tmp_path, 
         )
     assert result.exit_code == 0, result.output
     assert count(conn) == 2
-    assert [path for path, _ in stub.requests if path.startswith("/api/v1")] == ["/api/v1/namespaces/jhub/pods"] * 2
+    assert [path for path, _ in stub.requests if path.startswith("/api/v1")] == [
+        *["/api/v1/namespaces/jhub/pods"] * 2,
+        "/api/v1/namespaces/jhub/persistentvolumeclaims",  # users' storage (COLLECT_STORAGE)
+    ]
 
 
 def test_forbidden_api_records_a_failed_run_and_no_rows(migrated, database, conn, tmp_path, monkeypatch):
@@ -323,7 +326,7 @@ def test_api_path_stores_good_pods_beside_malformed_ones_over_two_pages(
         monkeypatch.setenv("KUBECONFIG", str(stub.write_kubeconfig(tmp_path / "kubeconfig")))
         result = run_cli(database, monkeypatch, "collect", "--email-domain", "example.edu")
     assert result.exit_code == 0, result.output
-    assert [path for path, _ in stub.requests if path.startswith("/api/v1")] == ["/api/v1/pods"] * 2  # two pages
+    assert [path for path, _ in stub.requests if path.startswith("/api/v1/pods")] == ["/api/v1/pods"] * 2  # two pages
     assert sorted(row[0] for row in conn.execute("select pod_name from raw.container_observations")) == sorted(
         p["metadata"]["name"] for p in good
     )

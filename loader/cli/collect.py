@@ -49,6 +49,7 @@ def collect(
     from loader.collect import (
         MetricsSource,
         NodeModelsSource,
+        PodSource,
         Sources,
         collection_time,
         node_models_from_file,
@@ -58,9 +59,16 @@ def collect(
     from loader.collect import metrics_from_file as metrics_file
     from loader.hub_source import HubSource, read_hub
     from loader.hub_source import hub_from_file as hub_file
-    from loader.kubernetes_source import api_client, list_gpu_node_models, list_pod_metrics, list_pods
-    from loader.prometheus_source import GpuUseSource, gpu_use_from_file, prometheus_gpu_use
+    from loader.kubernetes_source import api_client, list_claims, list_gpu_node_models, list_pod_metrics, list_pods
+    from loader.prometheus_source import (
+        GpuUseSource,
+        StorageFiguresSource,
+        gpu_use_from_file,
+        prometheus_gpu_use,
+        prometheus_storage_figures,
+    )
     from loader.roles import enforce_reader_timeout
+    from loader.storage import CLAIM_SELECTOR
 
     config = settings()
     overrides: dict[str, Any] = {
@@ -90,6 +98,13 @@ def collect(
         if hub_from_file
         else (lambda: read_hub(config.hub, observed_at))
         if config.hub.api_url
+        else None
+    )
+    # Storage is read live only: a replay of pods is of a past moment, whose volumes the API no longer shows.
+    claims: PodSource | None = None
+    storage_figures: StorageFiguresSource | None = (
+        prometheus_storage_figures(config.prometheus, collect_settings.namespaces)
+        if collect_settings.storage and config.prometheus.url and from_file is None
         else None
     )
     if from_file is not None:
@@ -127,7 +142,26 @@ def collect(
 
             node_models = read_node_models
 
-    sources = Sources(metrics=metrics, gpu_use=gpu_use, node_models=node_models, hub=hub)
+        if collect_settings.storage:
+
+            def read_claims():
+                return list_claims(
+                    api(),
+                    namespaces=collect_settings.namespaces,
+                    selector=CLAIM_SELECTOR,
+                    request_timeout=collect_settings.request_timeout_seconds,
+                )
+
+            claims = read_claims
+
+    sources = Sources(
+        metrics=metrics,
+        gpu_use=gpu_use,
+        node_models=node_models,
+        hub=hub,
+        claims=claims,
+        storage_figures=storage_figures,
+    )
     result = run_collection(config, source, observed_at=observed_at, sources=sources)
     if as_json:
         print_json(result.document())
