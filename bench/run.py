@@ -443,6 +443,91 @@ def gpu_use_per_collection(pods: int, repetitions: int) -> dict:
     return {"pods": pods, "queries": 3, "matched": len(found or {}), "seconds": statistics.median(runs)}
 
 
+def storage_per_collection(settings, volumes: int, repetitions: int) -> dict:
+    """What users' storage adds to a collection of `volumes` volumes (half per-user PVCs with kubelet's figures, half
+    home directories with the exporter's, all of users the pods showed): the PVCs' parsing, seven queries of a real
+    Prometheus, and the writes in the run's transaction: the day's first (every row inserted), then the steady
+    state (nothing changed: nothing written), then a tenth of them grown. Skipped without Debian's prometheus."""
+    from loader.collect import Sources, storage_of
+    from loader.config import PrometheusSettings
+    from loader.prometheus_source import prometheus_storage_figures
+    from loader.raw_store import record_collection
+    from loader.storage import DIRECTORY_ENTRIES, DIRECTORY_SIZE, VOLUME_CAPACITY, VOLUME_INODES, VOLUME_USED
+    from stand_ins import prometheus
+
+    if not prometheus.available():
+        return {"skipped": prometheus.INSTALL_HINT}
+    at = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    half = volumes // 2
+    series = []
+    for n in range(half):
+        labels = {"namespace": "jhub", "persistentvolumeclaim": f"claim-user{n}"}
+        for metric, value in ((VOLUME_USED, 2**30), (VOLUME_CAPACITY, 10 * 2**30), (VOLUME_INODES, 1000)):
+            series.append(
+                (
+                    metric,
+                    labels,
+                    [
+                        (at.timestamp(), str(value)),
+                        ((at + timedelta(minutes=5)).timestamp(), str(value * (1 + (n % 10 == 0)))),
+                    ],
+                )
+            )
+        directory = {"namespace": "jhub", "directory": f"home{n}"}
+        for metric, value in ((DIRECTORY_SIZE, 2**30), (DIRECTORY_ENTRIES, 500)):
+            series.append(
+                (
+                    metric,
+                    directory,
+                    [(at.timestamp(), str(value)), ((at + timedelta(minutes=5)).timestamp(), str(value))],
+                )
+            )
+    claims = [
+        {
+            "metadata": {
+                "name": f"claim-user{n}",
+                "namespace": "jhub",
+                "labels": {"component": "singleuser-storage", "hub.jupyter.org/username": f"home{n}"},
+                "annotations": {"hub.jupyter.org/username": f"user{n}@bench.example.edu"},
+            },
+            "status": {"capacity": {"storage": "10Gi"}},
+        }
+        for n in range(half)
+    ]
+    with prometheus.RealPrometheus(prometheus.openmetrics(series)) as server:
+        sources = Sources(
+            claims=lambda: claims,
+            storage_figures=prometheus_storage_figures(PrometheusSettings(url=server.url), ("jhub",)),
+        )
+        with connect(settings.database, autocommit=True) as conn:
+            # The names the pods showed (a directory's owner is matched through them).
+            record_collection(conn, settings.raw_schema, RunRecord(kind=RunKind.COLLECT, started_at=at), [],
+                              storage=storage_of(claims, settings.collect, at, Sources())[0])  # fmt: skip
+
+            def one(moment: datetime) -> tuple[float, float, int]:
+                began = time.perf_counter()
+                storage, _ = storage_of([], settings.collect, moment, sources)
+                read = time.perf_counter() - began
+                run = RunRecord(kind=RunKind.COLLECT, started_at=moment, observed_at=moment)
+                began = time.perf_counter()
+                record_collection(conn, settings.raw_schema, run, [], storage=storage)
+                return read, time.perf_counter() - began, run.storage_rows_written or 0
+
+            first_read, first_write, inserted = one(at)
+            steady = [one(at + timedelta(minutes=1)) for _ in range(repetitions)]
+            grown = one(at + timedelta(minutes=5))
+    return {
+        "volumes": volumes,
+        "read_seconds": statistics.median(read for read, _, _ in steady),
+        "first_write_seconds": first_write,
+        "rows_inserted": inserted,
+        "steady_write_seconds": statistics.median(write for _, write, _ in steady),
+        "steady_rows_written": steady[-1][2],
+        "grown_write_seconds": grown[1],
+        "grown_rows_written": grown[2],
+    }
+
+
 def hub_view_per_collection(settings, users: int, servers: int, repetitions: int) -> dict:
     """What reading a real JupyterHub of `users` users (`servers` of them with a running server, in 20 groups) adds
     to a collection: its paginated REST reads, and the writes of the servers (and of the memberships when they
@@ -579,6 +664,7 @@ def main() -> None:
     graph = graph_requests_for(1000)
     gpu = gpu_use_per_collection(args.pods, args.repetitions)
     hub = hub_view_per_collection(settings, 2000, args.pods, args.repetitions)
+    storage = storage_per_collection(settings, 5000, args.repetitions)
 
     small, large = results
     eight_hours, one_hour, three_days = (
@@ -613,6 +699,7 @@ def main() -> None:
         "users_sync": graph,
         "gpu_use_per_collection": gpu,
         "hub_view_per_collection": hub,
+        "storage_per_collection": storage,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -635,7 +722,7 @@ def table(report: dict) -> str:
                 f"{size['full_rebuild']:.1f} s | {size['check_tests']:.1f} s |"
             )
     ratios, graph, gpu = report["ratios"], report["users_sync"], report["gpu_use_per_collection"]
-    hub = report["hub_view_per_collection"]
+    hub, storage = report["hub_view_per_collection"], report["storage_per_collection"]
     lines += [
         "",
         f"- user_sessions with 8-hour open sessions / predecessor refresh, largest size: "
@@ -658,6 +745,15 @@ def table(report: dict) -> str:
             " the memberships change)"
             if "read_seconds" in hub
             else f"- the hub's view not measured: {hub['skipped']}"
+        ),
+        (
+            f"- users' storage at {storage['volumes']:,} volumes (half PVCs, half home directories): "
+            f"{storage['read_seconds']:.3f} s to list and query, {storage['steady_write_seconds']:.3f} s of writes "
+            f"when nothing changed ({storage['steady_rows_written']} rows), {storage['grown_write_seconds']:.3f} s "
+            f"when {storage['grown_rows_written']} grew, {storage['first_write_seconds']:.3f} s for the day's first "
+            f"({storage['rows_inserted']:,} rows)"
+            if "read_seconds" in storage
+            else f"- users' storage not measured: {storage['skipped']}"
         ),
         "- targets met: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in report["targets"].items()),
         "- user_sessions reads new raw observations by: " + "; ".join(report["sizes"][-1]["raw_read_plan"][:2]),
