@@ -116,32 +116,51 @@ def prometheus_gpu_use(settings: PrometheusSettings, namespaces: Iterable[str]) 
 
 
 def storage_queries(namespaces: Iterable[str]) -> dict[str, str]:
-    """kubelet's figures of PVCs in the watched namespaces, and every home directory prometheus-dirsize-exporter
-    reports (its own namespace, where Prometheus labels one, among the watched)."""
+    """Two queries: kubelet's figures of PVCs in the watched namespaces, and every home directory
+    prometheus-dirsize-exporter reports (its own namespace, where Prometheus labels one, among the watched); each
+    selects its metrics by name, so one answer holds them all."""
     from loader.storage import DIRECTORY_METRICS, VOLUME_METRICS
 
     watched = sorted(set(namespaces))
-    volume_matchers = ['persistentvolumeclaim!=""'] + ([_matcher("namespace", watched)] if watched else [])
-    directory_matchers = ['directory!=""'] + ([_matcher("namespace", [*watched, ""])] if watched else [])
+
+    def by_name(metrics: Iterable[str], matchers: list[str]) -> str:
+        names = "|".join(re.escape(metric) for metric in metrics)
+        return "{" + ",".join([f'__name__=~"{names}"', *matchers]) + "}"
+
     return {
-        **{metric: f"{metric}{{{','.join(volume_matchers)}}}" for metric in VOLUME_METRICS},
-        **{metric: f"{metric}{{{','.join(directory_matchers)}}}" for metric in DIRECTORY_METRICS},
+        "volumes": by_name(
+            VOLUME_METRICS, ['persistentvolumeclaim!=""'] + ([_matcher("namespace", watched)] if watched else [])
+        ),
+        "directories": by_name(
+            DIRECTORY_METRICS, ['directory!=""'] + ([_matcher("namespace", [*watched, ""])] if watched else [])
+        ),
     }
+
+
+def answers_by_metric(answers: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Answers whose series are of several metrics, split into one answer per metric (by the series' __name__)."""
+    split: dict[str, list[Any]] = {}
+    for answer in answers:
+        data = answer.get("data") if isinstance(answer, dict) else None
+        for series in (data or {}).get("result") or []:
+            name = series.get("metric", {}).get("__name__") if isinstance(series, dict) else None
+            split.setdefault(str(name), []).append(series)
+    return {name: {"status": "success", "data": {"result": series}} for name, series in split.items()}
 
 
 StorageFiguresSource = Callable[[datetime], "StorageFigures"]
 
 
 def prometheus_storage_figures(settings: PrometheusSettings, namespaces: Iterable[str]) -> StorageFiguresSource:
-    """The storage figures at a collection's time: one instant query per metric (kubelet reports a volume only while
-    a pod mounts it; the last figure stored stands meanwhile)."""
+    """The storage figures at a collection's time (kubelet reports a volume only while a pod mounts it; the last
+    figure stored stands meanwhile)."""
     from loader.storage import directory_figures, volume_figures
 
     watched = tuple(namespaces)
 
     def read(at: datetime) -> StorageFigures:
         client = PrometheusClient(settings)
-        answers = {metric: client.query(expression, at) for metric, expression in storage_queries(watched).items()}
+        answers = answers_by_metric(client.query(expression, at) for expression in storage_queries(watched).values())
         volumes, volume_skips = volume_figures(answers)
         directories, directory_skips = directory_figures(answers)
         return volumes, directories, volume_skips + directory_skips
