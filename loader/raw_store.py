@@ -62,6 +62,9 @@ class RunRecord:
         return sum(count for reason, count in self.skip_reasons.items() if not reason.startswith("storage_"))
 
 
+STORAGE_RUN_COLUMNS = frozenset({"storage_volumes_listed", "storage_rows_written"})
+
+
 def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: str, run_id: int | None = None) -> int:
     values = {
         "kind": run.kind,
@@ -82,6 +85,9 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
         "storage_volumes_listed": run.storage_volumes_listed,
         "storage_rows_written": run.storage_rows_written,
     }
+    # Written only when the run has them: a collection that reads no storage still records its run in a database
+    # whose migrate predates those columns (an upgrade applies them first; the test of the upgrade loads before it).
+    values = {key: value for key, value in values.items() if value is not None or key not in STORAGE_RUN_COLUMNS}
     if run_id is not None:
         values = {"id": run_id, **values}
     query = sql.SQL(

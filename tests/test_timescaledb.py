@@ -179,6 +179,11 @@ def test_a_fresh_database_gets_the_hypertable_its_compression_and_the_hourly_agg
     definition = conn.execute("select pg_get_viewdef('raw.hourly_pod_usage')").fetchone()[0]
     assert "container_observations_hourly" in definition and "container_observations_overflow" in definition
 
+    # Every later session of the database plans no parallel ChunkAppend (which missed rows inserted into compressed
+    # chunks: hourly_objects.sql says how it was found).
+    with psycopg.connect(**conn.info.get_parameters(), password=conn.info.password) as later:
+        assert later.execute("show timescaledb.enable_parallel_chunk_append").fetchone()[0] == "off"
+
     before = (objects, found, conn.execute("select * from raw.jupyterhub_metrics_migrations order by 1").fetchall())
     assert migrate(conn, "raw", BOOTSTRAP) == []
     conn.commit()
@@ -316,6 +321,8 @@ def test_a_database_owner_who_is_not_a_superuser_gets_everything_and_its_jobs_ru
             assert not conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
             migrate(conn, "raw", BOOTSTRAP)
             log_job_runs(database)
+            with psycopg.connect(**as_them.connect_kwargs()) as later:  # the owner may set it for the database
+                assert later.execute("show timescaledb.enable_parallel_chunk_append").fetchone()[0] == "off"
             objects = timescaledb_objects(conn)
             assert objects["hypertables"][0][0] == "container_observations"
             assert {job_owner for *_, job_owner in objects["jobs"]} == {owner}
