@@ -67,7 +67,7 @@ class CollectionResult:
         gpus = f", GPU use of {self.gpu_pods_measured} of {self.gpu_pods} GPU pods" if self.gpu_pods else ""
         pending = f", {self.pending_pods} pods not running" if self.pending_pods else ""
         hub = f", {self.hub_servers} hub servers" if self.hub_servers is not None else ""
-        hub += (
+        storage = (
             f", storage of {self.storage_volumes} volumes ({self.storage_rows_written} rows written)"
             if self.storage_volumes is not None
             else ""
@@ -75,7 +75,7 @@ class CollectionResult:
         return (
             f"run {self.run_id} at {self.observed_at.isoformat()}: {self.pods_listed} pods listed, "
             f"{self.rows_recorded} rows recorded, {self.rows_already_recorded} already recorded, skipped: {skipped}"
-            f"{gpus}{pending}{hub}"
+            f"{gpus}{pending}{hub}{storage}"
         )
 
     def document(self) -> dict[str, object]:
@@ -333,7 +333,6 @@ def storage_of(
         claims=claims,
         volume_figures=figures[0] if figures else None,
         directory_figures=figures[1] if figures else None,
-        skipped=skipped,
     )
     return StorageWrite(frozenset(shown), storage_rows(snapshot, settings.cluster)), skipped
 

@@ -14,7 +14,7 @@ def connect(database: DatabaseSettings, *, autocommit: bool = False) -> psycopg.
     try:
         return psycopg.connect(autocommit=autocommit, **database.connect_kwargs())  # type: ignore[arg-type]  # libpq keywords
     except psycopg.OperationalError as error:
-        reason = _first_line(str(error), database.password)
+        reason = first_line(str(error), database.password)
         raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {database.describe()}: {reason}; "
             "check DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and that the server is running"
@@ -29,7 +29,8 @@ def scalar(cursor: psycopg.Cursor) -> Any:
     return row[0]
 
 
-def _first_line(message: str, secret: str) -> str:
+def first_line(message: str, secret: str) -> str:
+    """A connection error's first line, with the password (if given) masked."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     text = lines[0] if lines else "connection failed"
     if secret:

@@ -62,22 +62,46 @@ def list_pods(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict[str, Any]]:
     core = client.CoreV1Api(api)
-    pods: list[dict[str, Any]] = []
+    return _every_page(
+        lambda namespace, continue_token: _list_page(core, namespace, selector, continue_token, request_timeout),
+        namespaces,
+        what="pods",
+        attempts=attempts,
+        backoff_seconds=backoff_seconds,
+        sleep=sleep,
+    )
+
+
+def _every_page(
+    page_of: Callable[[str | None, str | None], Any],
+    namespaces: tuple[str, ...],
+    *,
+    what: str,
+    attempts: int,
+    backoff_seconds: float,
+    sleep: Callable[[float], None],
+    resource: str = "pods",
+    refused_hint: str = "check --namespace and --selector",
+) -> list[dict[str, Any]]:
+    """Every item of a paginated core-API list, per watched namespace (or across all), each page with retries."""
+    items: list[dict[str, Any]] = []
     for namespace in namespaces or (None,):
         continue_token = None
         while True:
             page = _with_retries(
-                functools.partial(_list_page, core, namespace, selector, continue_token, request_timeout),
-                what=f"listing pods in {'namespace ' + namespace if namespace else 'all namespaces'}",
+                functools.partial(page_of, namespace, continue_token),
+                what=f"listing {what} in {'namespace ' + namespace if namespace else 'all namespaces'}",
                 attempts=attempts,
                 backoff_seconds=backoff_seconds,
                 sleep=sleep,
+                resource=resource,
+                refused_hint=refused_hint,
             )
-            items, continue_token = _page_items(page, namespace)
-            pods.extend(items)
+            found, continue_token = _page_items(page, namespace, what)
+            items.extend(found)
             if not continue_token:
                 break
-    return pods
+    return items
 
 
 def list_pod_metrics(
@@ -171,40 +195,33 @@ def list_claims(
     """The users' PersistentVolumeClaims (KubeSpawner labels them component=singleuser-storage), as raw JSON;
     KubernetesError in one line where they may not be listed (the chart's Role grants it)."""
     core = client.CoreV1Api(api)
-    claims: list[dict[str, Any]] = []
-    for namespace in namespaces or (None,):
-        continue_token = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "label_selector": selector,
-                "limit": PAGE_SIZE,
-                "_request_timeout": request_timeout,
-                "_preload_content": False,
-            }
-            if continue_token:
-                kwargs["_continue"] = continue_token
-            call = (
-                functools.partial(core.list_namespaced_persistent_volume_claim, namespace, **kwargs)
-                if namespace
-                else functools.partial(core.list_persistent_volume_claim_for_all_namespaces, **kwargs)
-            )
-            page = _with_retries(
-                call,
-                what="listing persistent volume claims",
-                attempts=2,
-                backoff_seconds=1.0,
-                sleep=sleep,
-                resource="persistentvolumeclaims",
-                refused_hint="per-user volumes stay unknown",
-            )
-            items, continue_token = _page_items(page, namespace)
-            claims.extend(items)
-            if not continue_token:
-                break
-    return claims
+
+    def page_of(namespace: str | None, continue_token: str | None) -> Any:
+        kwargs: dict[str, Any] = {
+            "label_selector": selector,
+            "limit": PAGE_SIZE,
+            "_request_timeout": request_timeout,
+            "_preload_content": False,
+        }
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        if namespace:
+            return core.list_namespaced_persistent_volume_claim(namespace, **kwargs)
+        return core.list_persistent_volume_claim_for_all_namespaces(**kwargs)
+
+    return _every_page(
+        page_of,
+        namespaces,
+        what="persistent volume claims",
+        attempts=2,
+        backoff_seconds=1.0,
+        sleep=sleep,
+        resource="persistentvolumeclaims",
+        refused_hint="per-user volumes stay unknown",
+    )
 
 
-def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None]:
+def _page_items(page: Any, namespace: str | None, what: str = "pods") -> tuple[list[Any], str | None]:
     """A page as the API sent it (raw JSON, not the client's models): one malformed pod must not fail the
     list, it is checked and skipped with the others' rows kept (loader.pods)."""
     where = f"namespace {namespace}" if namespace else "all namespaces"
@@ -212,11 +229,13 @@ def _page_items(page: Any, namespace: str | None) -> tuple[list[Any], str | None
         document = json.loads(page.data)
     except (ValueError, RecursionError):
         raise KubernetesError(
-            f"the Kubernetes API sent a pod list for {where} that is not JSON; check the API server"
+            f"the Kubernetes API sent a list of {what} for {where} that is not JSON; check the API server"
         ) from None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
-        raise KubernetesError(f"the Kubernetes API sent a pod list for {where} without `items`; check the API server")
+        raise KubernetesError(
+            f"the Kubernetes API sent a list of {what} for {where} without `items`; check the API server"
+        )
     metadata = document.get("metadata")
     continue_token = metadata.get("continue") if isinstance(metadata, dict) else None
     return items, continue_token if isinstance(continue_token, str) and continue_token else None

@@ -124,8 +124,7 @@ def storage_queries(namespaces: Iterable[str]) -> dict[str, str]:
     watched = sorted(set(namespaces))
 
     def by_name(metrics: Iterable[str], matchers: list[str]) -> str:
-        names = "|".join(re.escape(metric) for metric in metrics)
-        return "{" + ",".join([f'__name__=~"{names}"', *matchers]) + "}"
+        return "{" + ",".join([_matcher("__name__", metrics), *matchers]) + "}"
 
     return {
         "volumes": by_name(

@@ -62,9 +62,6 @@ class RunRecord:
         return sum(count for reason, count in self.skip_reasons.items() if not reason.startswith("storage_"))
 
 
-STORAGE_RUN_COLUMNS = frozenset({"storage_volumes_listed", "storage_rows_written"})
-
-
 def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: str, run_id: int | None = None) -> int:
     values = {
         "kind": run.kind,
@@ -85,9 +82,9 @@ def _insert_run(conn: psycopg.Connection, schema: str, run: RunRecord, status: s
         "storage_volumes_listed": run.storage_volumes_listed,
         "storage_rows_written": run.storage_rows_written,
     }
-    # Written only when the run has them: a collection that reads no storage still records its run in a database
-    # whose migrate predates those columns (an upgrade applies them first; the test of the upgrade loads before it).
-    values = {key: value for key, value in values.items() if value is not None or key not in STORAGE_RUN_COLUMNS}
+    # A column the run has nothing for is left to its default (null for every nullable one), so a run that reads no
+    # storage still records itself in a database one migrate behind (an upgrade's test loads before migrating).
+    values = {key: value for key, value in values.items() if value is not None}
     if run_id is not None:
         values = {"id": run_id, **values}
     query = sql.SQL(
@@ -278,11 +275,11 @@ def _record_storage(
     ) as copy:
         for row in rows:
             copy.write_row([getattr(row, name) for name in STORAGE_COLUMNS])
-    owner = (
+    owner = sql.SQL(
         "coalesce(incoming.user_email, (select case when count(distinct seen.user_email) = 1 then"
-        " min(seen.user_email) end from {schema}.hub_names_seen as seen where seen.escaped_name ="
+        " min(seen.user_email) end from {}.hub_names_seen as seen where seen.escaped_name ="
         " incoming.owner_name or seen.hub_username = incoming.owner_name))"
-    )
+    ).format(schema_id)
     changed = ", ".join(f"stored.{column}" for column in _STORAGE_UPDATES)
     updated = ", ".join(_STORAGE_UPDATES.values())
     written = conn.execute(
@@ -300,9 +297,7 @@ def _record_storage(
             schema=schema_id,
             columns=sql.SQL(", ").join(map(sql.Identifier, STORAGE_COLUMNS)),
             incoming_columns=sql.SQL(", ").join(
-                sql.SQL(owner.format(schema=schema_id.as_string(conn)))
-                if name == "user_email"
-                else sql.SQL("incoming.{}").format(sql.Identifier(name))
+                owner if name == "user_email" else sql.SQL("incoming.{}").format(sql.Identifier(name))
                 for name in STORAGE_COLUMNS
             ),
             updates=sql.SQL(", ").join(sql.SQL(f"{column} = {value}") for column, value in _STORAGE_UPDATES.items()),

@@ -19,6 +19,8 @@ from loader.pods import (
     Skip,
     UserSource,
     clean_text,
+    hub_username,
+    notebook_container,
     parse_memory,
     resolve_identity,
 )
@@ -86,12 +88,11 @@ STORAGE_COLUMNS = list(StorageRow.__dataclass_fields__)
 @dataclass(frozen=True)
 class StorageSnapshot:
     """What one collection read: claims (None: not listed), volume and directory figures (None: Prometheus not
-    read or failed), and what was skipped, by reason."""
+    read or failed)."""
 
     claims: list[Claim] | None
     volume_figures: dict[tuple[str, str], Figures] | None
     directory_figures: dict[tuple[str | None, str], Figures] | None
-    skipped: Counter[str]
 
 
 @dataclass(frozen=True)
@@ -175,24 +176,34 @@ def _amount(value: float) -> int | None:
     return int(value)
 
 
-def volume_figures(answers: Mapping[str, Any]) -> tuple[dict[tuple[str, str], Figures], Counter[str]]:
-    """kubelet's figures per (namespace, PVC name); NaN, infinite, negative values and a capacity of 0 skipped."""
-    fields = {VOLUME_USED: "used_bytes", VOLUME_CAPACITY: "capacity_bytes", VOLUME_INODES: "file_count"}
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+def _figures_by(
+    answers: Mapping[str, Any], fields: Mapping[str, str], name_label: str, namespace_default: str | None
+) -> tuple[dict[tuple[Any, str], Figures], Counter[str]]:
+    """Each metric's series as one Figures field per (namespace, the `name_label` label); a series without that
+    label is malformed, a value a figure cannot have (NaN, infinite, negative, beyond a bigint; 0 for a capacity or a
+    limit) is skipped, each counted by reason."""
+    found: dict[tuple[Any, str], dict[str, Any]] = {}
     skipped: Counter[str] = Counter()
     for metric, field in fields.items():
         for series in _results(answers.get(metric)):
             sample = _sample(series)
-            claim = sample[0].get("persistentvolumeclaim") if sample else None
-            if sample is None or not claim:
+            name = sample[0].get(name_label) if sample else None
+            if sample is None or not isinstance(name, str) or not name:
                 skipped["storage_malformed_series"] += 1
                 continue
             amount = _amount(sample[1])
-            if amount is None or (field == "capacity_bytes" and amount == 0):
+            if amount is None or (field in ("capacity_bytes", "quota_bytes") and amount == 0):
                 skipped["storage_bad_value"] += 1
                 continue
-            found.setdefault((sample[0].get("namespace") or "default", claim), {})[field] = amount
+            value: Any = datetime.fromtimestamp(amount, UTC) if field == "last_modified_at" else amount
+            found.setdefault((sample[0].get("namespace") or namespace_default, name), {})[field] = value
     return {key: Figures(**values) for key, values in found.items()}, skipped
+
+
+def volume_figures(answers: Mapping[str, Any]) -> tuple[dict[tuple[str, str], Figures], Counter[str]]:
+    """kubelet's figures per (namespace, PVC name)."""
+    fields = {VOLUME_USED: "used_bytes", VOLUME_CAPACITY: "capacity_bytes", VOLUME_INODES: "file_count"}
+    return _figures_by(answers, fields, "persistentvolumeclaim", "default")
 
 
 def directory_figures(answers: Mapping[str, Any]) -> tuple[dict[tuple[str | None, str], Figures], Counter[str]]:
@@ -203,22 +214,7 @@ def directory_figures(answers: Mapping[str, Any]) -> tuple[dict[tuple[str | None
         DIRECTORY_LIMIT: "quota_bytes",
         DIRECTORY_MTIME: "last_modified_at",
     }
-    found: dict[tuple[str | None, str], dict[str, Any]] = {}
-    skipped: Counter[str] = Counter()
-    for metric, field in fields.items():
-        for series in _results(answers.get(metric)):
-            sample = _sample(series)
-            directory = sample[0].get("directory") if sample else None
-            if sample is None or not isinstance(directory, str) or not directory:
-                skipped["storage_malformed_series"] += 1
-                continue
-            amount = _amount(sample[1])
-            if amount is None or (field == "quota_bytes" and amount == 0):
-                skipped["storage_bad_value"] += 1
-                continue
-            value: Any = datetime.fromtimestamp(amount, UTC) if field == "last_modified_at" else amount
-            found.setdefault((sample[0].get("namespace") or None, directory), {})[field] = value
-    return {key: Figures(**values) for key, values in found.items()}, skipped
+    return _figures_by(answers, fields, "directory", None)
 
 
 def storage_rows(snapshot: StorageSnapshot, cluster: str | None) -> list[StorageRow]:
@@ -270,8 +266,6 @@ def names_shown(
     """The (email, hub username, escaped name) each pod or PVC shows: the unescaped annotation (or the notebook's
     JUPYTERHUB_USER) beside the escaped label, the email by the identity rules. Items missing any of them show
     nothing."""
-    from loader.pods import hub_username, notebook_container
-
     sources = list(user_sources)
     shown = set()
     for item in items:

@@ -157,14 +157,12 @@ begin
         -- inserted since (late rows, other writers' backfills) sometimes returns none of those rows, so a build's
         -- incremental read missed whole collections (reproduced under load: 3-4 of 9 property runs; never with
         -- this off, never on plain PostgreSQL). Off for every session of this database, readers' included.
-        if current_setting('timescaledb.enable_parallel_chunk_append') <> 'off'
-            or not exists (
+        if not exists (
                 select from pg_db_role_setting as settings
                 join pg_database as this_database on this_database.oid = settings.setdatabase
                 where this_database.datname = current_database() and settings.setrole = 0
                     and 'timescaledb.enable_parallel_chunk_append=off' = any(settings.setconfig)
-            )
-        then
+        ) then
             begin
                 execute format(
                     'alter database %I set timescaledb.enable_parallel_chunk_append = off', current_database()

@@ -89,7 +89,7 @@ def move_history(
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from loader.db import connect
+    from loader.db import connect, first_line
     from loader.errors import DatabaseUnavailable
     from loader.move import move_history as move
 
@@ -102,8 +102,7 @@ def move_history(
     try:
         target = psycopg.connect(**parameters)  # type: ignore[arg-type]  # libpq keywords
     except psycopg.OperationalError as error:
-        secret = str(parameters.get("password", "")) or "\0"
-        reason = (str(error).strip().splitlines() or ["connection failed"])[0].replace(secret, "***")
+        reason = first_line(str(error), str(parameters.get("password", "")))
         raise DatabaseUnavailable(f"cannot connect to the target database {where}: {reason}") from None
     with (
         connect(config.database, autocommit=True) as source,
