@@ -72,6 +72,13 @@ def _seconds(variable: str, value: str) -> float:
     return float(_int(variable, value))
 
 
+def _whole_days(variable: str, value: str) -> str:
+    """A count of days (at least one), kept as text like the other rules."""
+    if _int(variable, value) < 1:
+        raise ConfigurationError(f"{variable}={value!r} is not a number of days (1 or more)")
+    return value
+
+
 def _number(variable: str, value: str) -> str:
     """A decimal number, kept as text (dbt receives it as it was given)."""
     try:
@@ -175,6 +182,13 @@ SETTINGS: tuple[Setting, ...] = (
         "A GPU busy less than this (0..1, DCGM) at two observations idles between.",
         "Rules",
         parse=_number,
+    ),
+    Setting(
+        "STALE_HOME_DAYS",
+        "180",
+        "Stale homes: volumes whose owner's last session ended more than this many days ago.",
+        "Rules",
+        parse=_whole_days,
     ),
     Setting(
         "EXAMPLE_COST_RATES",

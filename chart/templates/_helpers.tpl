@@ -149,6 +149,8 @@ annotations:
   value: {{ .Values.rules.idleCpuCores | quote }}
 - name: IDLE_GPU_UTILIZATION
   value: {{ .Values.rules.idleGpuUtilization | quote }}
+- name: STALE_HOME_DAYS
+  value: {{ .Values.rules.staleHomeDays | quote }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -23,18 +23,20 @@
     of the same model may not share a day; prices are finite and not negative, and say their currency. -#}
 {% macro assert_cost_rates_valid(seed) %}
     {%- if execute -%}
-        {%- set gpu_model = "nullif(trim(gpu_model), '')" if 'gpu_model' in snapshot_column_names(seed)
-            else 'null::text' -%}
+        {%- set seed_columns = snapshot_column_names(seed) -%}
+        {%- set gpu_model = "nullif(trim(gpu_model), '')" if 'gpu_model' in seed_columns else 'null::text' -%}
+        {%- set storage = 'storage_gb_month' if 'storage_gb_month' in seed_columns else 'null::numeric' -%}
+        {%- set prices = 'gpu_hour, cpu_core_hour, memory_gib_hour, storage' -%}
         {%- set problems = run_query(
             "with rates as (" ~ seed_lines(seed, "valid_from, valid_to, " ~ gpu_model ~ " as model,"
-                ~ " gpu_hour, cpu_core_hour, memory_gib_hour, currency") ~ ")"
+                ~ " gpu_hour, cpu_core_hour, memory_gib_hour, " ~ storage ~ " as storage, currency") ~ ")"
             ~ " select 'line ' || line || ': the period ' || " ~ rate_period('') ~ " || ' ends before it begins or lacks a date', line"
             ~ " from rates where valid_from is null or valid_to is null or valid_to <= valid_from"
             ~ " union all"
             ~ " select 'line ' || line || ': a price is negative, not a number or infinite', line"
-            ~ " from rates where least(gpu_hour, cpu_core_hour, memory_gib_hour) < 0"
-            ~ " or 'NaN'::numeric in (gpu_hour, cpu_core_hour, memory_gib_hour)"
-            ~ " or array[gpu_hour, cpu_core_hour, memory_gib_hour]::text[] && array['Infinity', '-Infinity']"
+            ~ " from rates where least(" ~ prices ~ ") < 0"
+            ~ " or 'NaN'::numeric in (" ~ prices ~ ")"
+            ~ " or array[" ~ prices ~ "]::text[] && array['Infinity', '-Infinity']"
             ~ " union all"
             ~ " select 'line ' || line || ': no currency', line from rates where coalesce(trim(currency), '') = ''"
             ~ " union all"

@@ -8,6 +8,9 @@
 {%- set seed = ref('example_cost_rates' if use_example else 'cost_rates') %}
 {%- set has_gpu_model = 'gpu_model' in snapshot_column_names(seed) %}
 {%- set gpu_model = "nullif(trim(gpu_model), '')" if has_gpu_model else 'null::text' %}
+{#- The price of a GB-month of storage (docs block storage_rule), a later column: a file without it prices none. #}
+{%- set storage_gb_month = 'storage_gb_month' if 'storage_gb_month' in snapshot_column_names(seed)
+    else 'null::numeric' %}
 
 with
 
@@ -23,6 +26,7 @@ typed as (
         gpu_hour,
         cpu_core_hour,
         memory_gib_hour,
+        {{ storage_gb_month }} as storage_gb_month,
         currency
     from rates
 )
