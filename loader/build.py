@@ -36,10 +36,19 @@ FINGERPRINT_VARIABLE = "JHM_PROJECT_FINGERPRINT"
 # hashed into a row of the database).
 UNBUILT_PROJECT_PATHS = ("target", "logs", "dbt_packages", ".user.yml", "profiles.yml")
 # Before a complete build, the admins' seeds are loaded into a schema of their own, where each runs the check it
-# runs as it loads (dbt_project/macros/assert_seeds_valid.sql): a bad file then stops the build before anything is
-# replaced. The schema is dropped after; its name is the analytics schema's with this suffix.
+# runs as it loads (dbt_project/macros/assert_seeds_valid.sql), and the allocations are checked against the terms
+# (int_allocations, whose pre-hook checks them, and the terms' table it reads): a bad file then stops the build
+# before anything is replaced. The schema is dropped after; its name is the analytics schema's with this suffix.
 SEED_CHECK_SUFFIX = "__seed_check"
-SEED_CHECK_ARGS = ["seed", "--full-refresh", "--no-write-json"]
+SEED_CHECK_ARGS = [
+    "build",
+    "--select",
+    "resource_type:seed",
+    "int_terms",
+    "int_allocations",
+    "--full-refresh",
+    "--no-write-json",
+]
 REFERENCED_VARIABLE = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
 

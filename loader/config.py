@@ -198,6 +198,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=_boolean,
     ),
     Setting(
+        "EXAMPLE_ALLOCATIONS",
+        "false",
+        "The demo's example allocations (dated from today) instead of seeds/allocations.csv.",
+        "Rules",
+        parse=_boolean,
+    ),
+    Setting(
         "COLLECT_NAMESPACES",
         "",
         "Comma-separated namespaces to watch; empty watches all.",

@@ -42,10 +42,14 @@ LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
 
 
-def with_example_cost_rates(settings: Settings) -> Settings:
-    """The demo's dashboards show cost: its builds use the example rates (a real deployment's seed is empty)."""
+# What the demo's builds use instead of the admin's seeds (which ship empty): its dashboards show cost and allocations.
+EXAMPLE_SEEDS = {"EXAMPLE_COST_RATES": "true", "EXAMPLE_ALLOCATIONS": "true"}
+
+
+def with_example_seeds(settings: Settings) -> Settings:
+    """The demo's builds use the example rates and allocations (a real deployment's seeds are empty)."""
     rules = dict(settings.rules)
-    rules["EXAMPLE_COST_RATES"] = "true"
+    rules.update(EXAMPLE_SEEDS)
     return replace(settings, rules=tuple(rules.items()))
 
 
@@ -54,9 +58,7 @@ def demo_database_if_present(settings: Settings) -> Settings | None:
     README's next steps (`make docs`, build, check, export) work with no setup. None where there is no demo."""
     if settings.database_configured or not (LOCAL_SERVER_FOLDER / "PG_VERSION").is_file():
         return None
-    return with_example_cost_rates(
-        settings.with_database(ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE))
-    )
+    return with_example_seeds(settings.with_database(ensure_database(local_server(LOCAL_SERVER_FOLDER), DEMO_DATABASE)))
 
 
 def connection_hints(settings: Settings) -> list[str]:
@@ -64,7 +66,8 @@ def connection_hints(settings: Settings) -> list[str]:
     database = settings.database
     variables = (
         f"DB_HOST={database.host} DB_PORT={database.port} DB_NAME={database.name} DB_USER={database.user}"
-        " EXAMPLE_COST_RATES=true"  # the demo's costs; a real deployment edits dbt_project/seeds/cost_rates.csv
+        # The demo's costs and allocations; a real deployment edits the seeds (cost_rates.csv, allocations.csv).
+        + "".join(f" {name}={value}" for name, value in EXAMPLE_SEEDS.items())
     )
     return [
         "next: `make docs` (dbt docs), `.venv/bin/jupyterhub-metrics build|check|export usage` use this database;",
@@ -151,7 +154,7 @@ def run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
 
 def _run_demo(settings: Settings, *, days: int, users: int, seed: int) -> None:
     began = time.monotonic()
-    settings = with_example_cost_rates(demo_settings(settings))
+    settings = with_example_seeds(demo_settings(settings))
     with connect(settings.database) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
     # Whole days ending at today's midnight: a re-run today replays the same pods and adds nothing.

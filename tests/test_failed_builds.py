@@ -40,6 +40,9 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 RATES = "valid_from,valid_to,gpu_model,gpu_hour,cpu_core_hour,memory_gib_hour,currency\n"
 TERMS = "name,starts_on,ends_on\n"
+ALLOCATIONS = (
+    "name,grantee_kind,grantee,resource,amount,term,starts_on,ends_on,first_warning_percent,second_warning_percent\n"
+)
 # seed file -> its content -> what the one line of the error names
 BAD_SEEDS = {
     "overlapping periods": (
@@ -82,6 +85,35 @@ BAD_SEEDS = {
         "terms",
         TERMS + ",2026-08-24,2026-12-18\n",
         "seeds/terms.csv: line 2: a term with no name",
+    ),
+    # Allocations: checked as they load, and against the terms before anything reads them.
+    "an allocation of a term there is not": (
+        "allocations",
+        ALLOCATIONS + "cs101 GPU,group,cs101,gpu_hours,100,Fall 2099,,,,\n",
+        "seeds/allocations.csv: line 2: cs101 GPU names the term Fall 2099, which seeds/terms.csv does not have",
+    ),
+    "allocations that overlap through a term": (
+        "allocations",
+        ALLOCATIONS
+        + "cs101 GPU,group,cs101,gpu_hours,100,Fall 2026,,,,\n"
+        + "cs101 GPU extra,group,cs101,gpu_hours,20,,2026-12-01,2026-12-31,,\n",
+        "seeds/allocations.csv: lines 2 and 3: cs101 GPU and cs101 GPU extra both grant group cs101 gpu_hours on the"
+        " same days",
+    ),
+    "an allocation of nothing": (
+        "allocations",
+        ALLOCATIONS + "cs101 GPU,group,cs101,gpu_hours,0,,2026-09-01,2026-12-31,,\n",
+        "seeds/allocations.csv: line 2: cs101 GPU grants 0; an amount must be a positive number",
+    ),
+    "an allocation of what is not a resource": (
+        "allocations",
+        ALLOCATIONS + "cs101 disk,group,cs101,disk_tb,5,,2026-09-01,2026-12-31,,\n",
+        "seeds/allocations.csv: line 2: cs101 disk grants disk_tb; say gpu_hours, cpu_core_hours or storage_gb_months",
+    ),
+    "allocation thresholds out of order": (
+        "allocations",
+        ALLOCATIONS + "cs101 GPU,group,cs101,gpu_hours,100,,2026-09-01,2026-12-31,95,90\n",
+        "seeds/allocations.csv: line 2: cs101 GPU warns at 95 and 90 percent",
     ),
 }
 

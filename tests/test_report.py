@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.demo import load_synthetic_hub, quiet, with_example_cost_rates
+from loader.demo import load_synthetic_hub, quiet, with_example_seeds
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
 from loader.report import FIGURES, HUB, shown
@@ -32,7 +32,7 @@ needs_chromium = needs(browser.executable() is not None, browser.INSTALL_HINT)
 
 @pytest.fixture(scope="module")
 def hub(module_database):
-    settings = with_example_cost_rates(settings_for(module_database))
+    settings = with_example_seeds(settings_for(module_database))
     with psycopg.connect(autocommit=True, **module_database.connect_kwargs()) as conn:
         migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
         with quiet("loader.collect"):

@@ -74,3 +74,67 @@
         {{ raise_seed_problems(seed, problems, "fix the file (ends_on is the term's last day) and build again") }}
     {%- endif -%}
 {% endmacro %}
+
+{#- An allocation (docs block allocation_rule) grants one group, department or user an amount of one resource over
+    a period: its own dates, or a term's (seed terms; both is a mistake). The seed's post-hook checks each row; the
+    period a term gives, and overlaps (one grantee, one resource, two allocations sharing a day), are checked where
+    the terms are known: int_allocations's pre-hook, before anything reads them. -#}
+{% macro assert_allocations_valid(seed, terms=none) %}
+    {%- if execute -%}
+        {%- set kinds = "('group', 'department', 'user')" -%}
+        {%- set resources = "('gpu_hours', 'cpu_core_hours', 'storage_gb_months')" -%}
+        {%- set periods = "select rows.*, coalesce(terms.starts_on, rows.starts_on) as first_day,"
+            ~ " coalesce(terms.ends_on, rows.ends_on) as last_day, terms.term is not null as term_known from rows"
+            ~ (" left join " ~ terms ~ " as terms on terms.term = rows.term_name" if terms
+                else " left join (select null::text as term, null::date as starts_on, null::date as ends_on) as terms"
+                    ~ " on false") -%}
+        {%- set problems = run_query(
+            "with rows as (" ~ seed_lines(seed, "nullif(trim(name), '') as name, grantee_kind, nullif(trim(grantee), '')"
+                ~ " as grantee, resource, amount, nullif(trim(term), '') as term_name, starts_on, ends_on,"
+                ~ " coalesce(first_warning_percent, 75) as first_warning, coalesce(second_warning_percent, 90)"
+                ~ " as second_warning") ~ "),"
+            ~ " periods as (" ~ periods ~ ")"
+            ~ " select 'line ' || line || ': an allocation with no name', line from periods where name is null"
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' grants to ' || coalesce(grantee_kind, '(nothing)')"
+            ~ " || '; say group, department or user', line from periods"
+            ~ " where grantee_kind is null or grantee_kind not in " ~ kinds
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' names no grantee', line from periods where grantee is null"
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' grants ' || coalesce(resource, '(nothing)')"
+            ~ " || '; say gpu_hours, cpu_core_hours or storage_gb_months', line from periods"
+            ~ " where resource is null or resource not in " ~ resources
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' grants ' || coalesce(amount::text, 'no amount')"
+            ~ " || '; an amount must be a positive number', line from periods"
+            ~ " where amount is null or not amount > 0 or amount::text in ('NaN', 'Infinity')"
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' gives both a term and dates; give one', line from periods"
+            ~ " where term_name is not null and (starts_on is not null or ends_on is not null)"
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' names the term ' || term_name || ', which seeds/terms.csv"
+            ~ " does not have', line from periods where term_name is not null and not term_known and " ~ (terms is not none)
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' (' || coalesce(first_day::text, '?') || ' to '"
+            ~ " || coalesce(last_day::text, '?') || ') ends before it begins or lacks a date', line from periods"
+            ~ " where (term_name is null or term_known) and (first_day is null or last_day is null or last_day < first_day)"
+            ~ " union all"
+            ~ " select 'line ' || line || ': ' || name || ' warns at ' || first_warning || ' and ' || second_warning"
+            ~ " || ' percent; give 0 < first < second <= 100', line from periods"
+            ~ " where not (first_warning > 0 and first_warning < second_warning and second_warning <= 100)"
+            ~ " union all"
+            ~ " select 'lines ' || a.line || ' and ' || b.line || ': two allocations named ' || a.name, a.line"
+            ~ " from periods as a join periods as b on a.line < b.line and a.name = b.name"
+            ~ " union all"
+            ~ " select 'lines ' || a.line || ' and ' || b.line || ': ' || a.name || ' and ' || b.name || ' both grant '"
+            ~ " || a.grantee_kind || ' ' || a.grantee || ' ' || a.resource || ' on the same days', a.line"
+            ~ " from periods as a join periods as b on a.line < b.line and a.grantee_kind = b.grantee_kind"
+            ~ " and a.grantee = b.grantee and a.resource = b.resource"
+            ~ " and a.first_day <= b.last_day and b.first_day <= a.last_day"
+            ~ " order by 2, 1"
+        ) -%}
+        {{ raise_seed_problems(seed, problems,
+            "fix the file (ends_on is the last day; a term's name stands for its dates) and build again") }}
+    {%- endif -%}
+{% endmacro %}

@@ -15,3 +15,17 @@
 {% macro storage_day_end(day) -%}
     (({{ day }} + 1)::timestamp at time zone 'UTC' - interval '1 microsecond')
 {%- endmacro %}
+
+{#- Today, as a UTC calendar day (the day the marts' days are counted in), whatever the session's time zone. -#}
+{% macro utc_today() -%}
+    (now() at time zone 'UTC')::date
+{%- endmacro %}
+
+{#- What a session-day uses of an allocation's compute resource (docs block allocation_rule): GPU hours are GPUs x
+    hours (one GPU where the count is unknown: a predecessor's GPU session), core hours the requested cores x hours. -#}
+{% macro allocation_compute_use(resource, days) -%}
+    case {{ resource }}
+        when 'gpu_hours' then coalesce({{ days }}.gpu_device_hours, {{ days }}.gpu_hours)
+        when 'cpu_core_hours' then {{ days }}.cpu_requested_core_hours
+    end
+{%- endmacro %}

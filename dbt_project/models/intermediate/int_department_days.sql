@@ -29,6 +29,7 @@ attributed_days as (
         days.gpu_hours,
         days.cpu_hours,
         days.gpu_device_hours,
+        days.cpu_requested_core_hours,
         days.idle_gpu_hours,
         days.idle_signal,
         days.active_hours,
