@@ -26,15 +26,18 @@ from loader.gpu import gpu_use_by_pod
 from loader.hub_source import snapshot_from_answers
 from loader.migrate import migrate
 from loader.pods import PodUse, pod_use_from_metrics
-from loader.prometheus_source import GpuUseSource
+from loader.prometheus_source import GpuUseSource, StorageFiguresSource
 from loader.raw_store import write_directory_entries
 from loader.report import write_report
+from loader.storage import directory_figures, volume_figures
 from loader.synthetic import (
+    claims_document,
     dcgm_answers,
     directory_entries,
     hub_answers,
     metrics_document,
     snapshots,
+    storage_answers,
     synthetic_users,
 )
 
@@ -106,6 +109,23 @@ def _dcgm(document: dict, moment: datetime) -> GpuUseSource:
     return read
 
 
+def _storage_figures(people: list, document: dict) -> StorageFiguresSource:
+    """The synthetic Prometheus's storage answers at a collection, parsed as a real collection parses them."""
+
+    def read(at: datetime) -> tuple:
+        running = {
+            pod["metadata"]["annotations"].get("hub.jupyter.org/username")
+            for pod in document["items"]
+            if pod.get("status", {}).get("phase") == "Running"
+        }
+        answers = storage_answers(people, at, running)
+        volumes, volume_skips = volume_figures(answers)
+        directories, directory_skips = directory_figures(answers)
+        return volumes, directories, volume_skips + directory_skips
+
+    return read
+
+
 def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, end: datetime) -> dict[str, int]:
     totals: Counter[str] = Counter()
     with connect(settings.database) as conn:
@@ -122,7 +142,13 @@ def load_synthetic_hub(settings: Settings, *, days: int, users: int, seed: int, 
                 settings,
                 functools.partial(pods_from_document, document, settings.collect.selector),
                 observed_at=moment,
-                sources=Sources(metrics=_reported(use), gpu_use=_dcgm(document, moment), hub=hub),
+                sources=Sources(
+                    metrics=_reported(use),
+                    gpu_use=_dcgm(document, moment),
+                    hub=hub,
+                    claims=functools.partial(claims_document, people, moment),
+                    storage_figures=_storage_figures(people, document),
+                ),
             )
             totals["collections"] += 1
             totals["pods_listed"] += result.pods_listed

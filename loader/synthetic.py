@@ -673,3 +673,88 @@ def hub_answers(pods: dict[str, Any], moment: datetime, people: list[SyntheticUs
 
 def _iso_precise(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# What people keep (spec 3.8): KubeSpawner 7 users have a per-user volume (z2jh's dynamic storage), KubeSpawner 6
+# users a directory on a shared home volume (prometheus-dirsize-exporter); the rest keep nothing the hub shows.
+# People who left keep theirs: volumes whose owner the directory knows but who had no session here, and home
+# directories no pod ever showed the name of (owner unknown): the stale homes list.
+ALUMNI_VOLUMES = 3
+UNKNOWN_HOME_DIRECTORIES = ("former-2dta-2d2019", "visiting-2dscholar")
+GIB = 2**30
+
+
+def _volume_name(user: SyntheticUser) -> str:
+    return f"claim-{safe_slug_kubespawner7(user.email)}"
+
+
+def _alumnus(number: int) -> str:
+    return f"alumnus{number}@{EMAIL_DOMAIN}"
+
+
+def _size_bytes(owner: str, moment: datetime) -> int:
+    """Grows a little every hour it is used, from a size drawn per owner (up to 60 GiB)."""
+    hours = int(moment.timestamp() // 3600)
+    base = int(_draw(owner, "home") ** 2 * 60 * GIB)
+    return base + int(hours % 10_000 * _draw(owner, "growth") * 2**22)
+
+
+def claims_document(people: list[SyntheticUser], moment: datetime) -> list[dict[str, Any]]:
+    """The PVCs KubeSpawner made for users (`kubectl get pvc -l component=singleuser-storage -o json` items)."""
+
+    def claim(name: str, username: str, escaped: str, capacity: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {"component": "singleuser-storage", "hub.jupyter.org/username": escaped},
+                "annotations": {"hub.jupyter.org/username": username, "hub.jupyter.org/servername": ""},
+            },
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": capacity}}},
+            "status": {"phase": "Bound", "capacity": {"storage": capacity}},
+        }
+
+    items = [
+        claim(_volume_name(user), user.email, safe_slug_kubespawner7(user.email), "100Gi")
+        for user in people
+        if user.pod_shape == "ks7"
+    ]
+    for number in range(ALUMNI_VOLUMES):
+        email = _alumnus(number)
+        items.append(claim(f"claim-{safe_slug_kubespawner7(email)}", email, safe_slug_kubespawner7(email), "50Gi"))
+    return items
+
+
+def storage_answers(people: list[SyntheticUser], moment: datetime, running: set[str]) -> dict[str, Any]:
+    """What Prometheus answers for kubelet's volume figures (only for volumes a running pod mounts) and the
+    exporter's home directory figures (all of them), one answer per metric, at `moment` (sizes change hourly)."""
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    series: dict[str, list[dict[str, Any]]] = {}
+
+    def add(metric: str, labels: dict[str, str], value: float) -> None:
+        series.setdefault(metric, []).append(
+            {"metric": {"__name__": metric, **labels}, "value": [moment.timestamp(), str(value)]}
+        )
+
+    for user in people:
+        size = _size_bytes(user.email, hour)
+        if user.pod_shape == "ks7" and user.email in running:
+            labels = {"namespace": NAMESPACE, "persistentvolumeclaim": _volume_name(user)}
+            add("kubelet_volume_stats_used_bytes", labels, size)
+            add("kubelet_volume_stats_capacity_bytes", labels, 100 * GIB)
+            add("kubelet_volume_stats_inodes_used", labels, size // 2**20)
+        elif user.pod_shape == "ks6":
+            directory = {"namespace": NAMESPACE, "directory": escape_kubespawner6(user.email)}
+            add("dirsize_total_size_bytes", directory, size)
+            add("dirsize_entries_count", directory, size // 2**20)
+            add("dirsize_latest_mtime", directory, int(hour.timestamp()) - int(_draw(user.email, "mtime") * 86400))
+            add("dirsize_hard_limit_bytes", directory, 50 * GIB)
+    for name in UNKNOWN_HOME_DIRECTORIES:
+        directory = {"namespace": NAMESPACE, "directory": name}
+        add("dirsize_total_size_bytes", directory, _size_bytes(name, datetime(2024, 1, 1, tzinfo=UTC)))
+        add("dirsize_latest_mtime", directory, int(datetime(2024, 1, 1, tzinfo=UTC).timestamp()))
+        add("dirsize_hard_limit_bytes", directory, 50 * GIB)
+    return {metric: {"status": "success", "data": {"resultType": "vector", "result": found}} for metric, found in
+            series.items()}  # fmt: skip

@@ -25,10 +25,13 @@ allocations as (
         null::numeric as second_warning_percent
     from (
         values
-        ('cs101 GPU, this block', 'group', 'cs101', 'gpu_hours', 420.0, -29, 30),
-        ('ml-research GPU, this block', 'group', 'ml-research', 'gpu_hours', 260.0, -29, 30),
+        -- Sized for the demo's hub (120 users, 30 days): one past its second warning and one past its first, both
+        -- running out before the end at their pace, one used up, and two with room to spare.
+        ('ml-research GPU, this block', 'group', 'ml-research', 'gpu_hours', 450.0, -29, 30),
+        ('cs101 GPU, this block', 'group', 'cs101', 'gpu_hours', 1550.0, -29, 30),
+        ('Physics GPU, this block', 'department', 'Physics', 'gpu_hours', 150.0, -29, 30),
         ('stat200 cores, this block', 'group', 'stat200', 'cpu_core_hours', 4000.0, -29, 30),
-        ('Physics storage, this block', 'department', 'Physics', 'storage_gb_months', 40.0, -29, 30)
+        ('Physics storage, this block', 'department', 'Physics', 'storage_gb_months', 600.0, -29, 30)
     ) as examples (name, grantee_kind, grantee, resource, amount, starts_in_days, ends_in_days)
 ),
 
