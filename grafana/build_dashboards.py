@@ -9,7 +9,19 @@ import sys
 from pathlib import Path
 
 from grafana import exposures
-from grafana.boards import activity, applications, demographics, gpus, nodes, overview, starts, user_detail, users
+from grafana.boards import (
+    activity,
+    allocations,
+    applications,
+    demographics,
+    gpus,
+    nodes,
+    overview,
+    starts,
+    storage,
+    user_detail,
+    users,
+)
 from grafana.exposures import EXPOSURES, exposures_yaml, relations_read
 from grafana.panels import RELATION, dbt_references
 
@@ -24,6 +36,8 @@ BOARDS = {
     "gpus": gpus.board,
     "starts": starts.board,
     "activity": activity.board,
+    "storage": storage.board,
+    "allocations": allocations.board,
 }
 
 __all__ = ["EXPOSURES", "RELATION", "all_dashboards", "dbt_references", "exposures_yaml", "relations_read", "rendered"]

@@ -20,7 +20,7 @@ from psycopg import sql
 from grafana.macros import expand
 from loader.config import PROJECT_ROOT
 from loader.dbt_runner import COMPLETE_BUILD_ARGS
-from loader.demo import load_synthetic_hub
+from loader.demo import EXAMPLE_SEEDS, load_synthetic_hub
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
 from loader.roles import cancel_overrunning_reader_queries, ensure_readonly_role
@@ -86,7 +86,7 @@ def reader(module_database):
         load_synthetic_hub(settings, days=6, users=40, seed=5, end=END)
         write_directory_entries(conn, settings.raw_schema, directory_entries(synthetic_users(40, 5), 5))
         # Like the demo: example cost rates, so the cost panels have numbers to show.
-        dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *COMPLETE_BUILD_ARGS)
+        dbt(replace(settings, rules=(*settings.rules, *EXAMPLE_SEEDS.items())), *COMPLETE_BUILD_ARGS)
         params = make_reader(conn, settings, role)
         example_user = conn.execute(
             "select user_email from analytics.user_session_stats order by total_hours desc limit 1"
@@ -131,6 +131,8 @@ def test_dashboard_files_are_the_generator_output():
         "gpus.json",
         "starts.json",
         "activity.json",
+        "storage.json",
+        "allocations.json",
     }
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.dbt_runner import COMPLETE_BUILD_ARGS
-from loader.demo import load_synthetic_hub
+from loader.demo import EXAMPLE_SEEDS, load_synthetic_hub
 from loader.migrate import migrate
 from loader.raw_store import write_directory_entries
 from loader.synthetic import directory_entries, synthetic_users
@@ -50,7 +50,7 @@ def build_the_demo_hub(database) -> dict:
     load_synthetic_hub(settings, days=DAYS, users=USERS, seed=SEED, end=END)
     with psycopg.connect(autocommit=True, **database.connect_kwargs()) as conn:
         write_directory_entries(conn, settings.raw_schema, directory_entries(synthetic_users(USERS, SEED), SEED))
-    dbt(replace(settings, rules=(*settings.rules, ("EXAMPLE_COST_RATES", "true"))), *COMPLETE_BUILD_ARGS)
+    dbt(replace(settings, rules=(*settings.rules, *EXAMPLE_SEEDS.items())), *COMPLETE_BUILD_ARGS)
     return {"settings": settings, "database": database}
 
 

@@ -26,12 +26,13 @@ allocations as (
     from (
         values
         -- Sized for the demo's hub (120 users, 30 days): one past its second warning and one past its first, both
-        -- running out before the end at their pace, one used up, and two with room to spare.
+        -- running out before the end at their pace, one used up, two with room to spare, and one ended.
         ('ml-research GPU, this block', 'group', 'ml-research', 'gpu_hours', 450.0, -29, 30),
         ('cs101 GPU, this block', 'group', 'cs101', 'gpu_hours', 1550.0, -29, 30),
         ('Physics GPU, this block', 'department', 'Physics', 'gpu_hours', 150.0, -29, 30),
         ('stat200 cores, this block', 'group', 'stat200', 'cpu_core_hours', 4000.0, -29, 30),
-        ('Physics storage, this block', 'department', 'Physics', 'storage_gb_months', 600.0, -29, 30)
+        ('Physics storage, this block', 'department', 'Physics', 'storage_gb_months', 600.0, -29, 30),
+        ('phys-lab cores, last block', 'group', 'phys-lab', 'cpu_core_hours', 600.0, -29, -8)
     ) as examples (name, grantee_kind, grantee, resource, amount, starts_in_days, ends_in_days)
 ),
 
