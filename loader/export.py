@@ -13,6 +13,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,45 @@ GROUP_COLUMNS = (
     "gpu_hours",
     "active_hours",
 )
-
+# The offboarding and archive list (stale_homes), largest first: what to archive, whom to write to, why.
+STALE_HOME_COLUMNS = (
+    "volume_name",
+    "layout",
+    "cluster",
+    "namespace",
+    "owner_name",
+    "user_email",
+    "full_name",
+    "department",
+    "last_session",
+    "days_since_last_session",
+    "stale_reason",
+    "used_bytes",
+    "limit_bytes",
+    "file_count",
+    "last_modified_at",
+)
+# Allocations as of today (allocation_status), with the figure a ColdFront admin enters as the allocation's usage:
+# ColdFront's attribute for it, and the value (GPU hours as accelerator hours, core hours as core hours; storage has
+# no usage attribute of ColdFront's own, so its GB-months are left for the admin's).
+ALLOCATION_COLUMNS = (
+    "allocation_name",
+    "grantee_kind",
+    "grantee",
+    "resource",
+    "starts_on",
+    "ends_on",
+    "amount",
+    "used",
+    "remaining",
+    "percent_used",
+    "burn_rate_per_day",
+    "projected_exhaustion_on",
+    "status",
+    "coldfront_attribute",
+    "coldfront_usage",
+)
+COLDFRONT_ATTRIBUTES = {"gpu_hours": "Accelerator Usage (Hours)", "cpu_core_hours": "Core Usage (Hours)"}
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -146,6 +185,8 @@ def _cell(value: Any) -> str:
             return ""
         exponent = value.as_tuple().exponent
         return f"{value:.2f}" if isinstance(exponent, int) and exponent < 0 else str(value)
+    if isinstance(value, datetime):  # ISO 8601 with its UTC offset, as a spreadsheet reads it
+        return value.astimezone(UTC).isoformat(timespec="seconds")
     return spreadsheet_safe(str(value))
 
 
@@ -220,3 +261,45 @@ def export_groups(settings: Settings, out: Path, *, min_users: int) -> tuple[int
     users = GROUP_COLUMNS.index("users")
     kept = [row for row in rows if row[users] >= min_users]
     return write_csv(out, GROUP_COLUMNS, kept), len(rows) - len(kept)
+
+
+def export_stale_homes(settings: Settings, out: Path) -> int:
+    """stale_homes as CSV, the largest first."""
+    return write_csv(
+        out,
+        STALE_HOME_COLUMNS,
+        _query(
+            settings,
+            sql.SQL("select {} from {}.stale_homes order by used_bytes desc nulls last, volume_name").format(
+                sql.SQL(", ").join(map(sql.Identifier, STALE_HOME_COLUMNS)), sql.Identifier(settings.analytics_schema)
+            ),
+        ),
+    )
+
+
+def export_allocations(settings: Settings, out: Path) -> int:
+    """allocation_status as CSV, figures rounded to 2 decimals, each row with its ColdFront usage attribute."""
+    figures = ("amount", "used", "remaining", "percent_used", "burn_rate_per_day")
+    selected = [
+        sql.SQL("round({}::numeric, 2)").format(sql.Identifier(name)) if name in figures else sql.Identifier(name)
+        for name in ALLOCATION_COLUMNS[:-2]
+    ]
+    rows = _query(
+        settings,
+        sql.SQL("select {} from {}.allocation_status order by starts_on, allocation_name").format(
+            sql.SQL(", ").join(selected), sql.Identifier(settings.analytics_schema)
+        ),
+    )
+    resource, used = ALLOCATION_COLUMNS.index("resource"), ALLOCATION_COLUMNS.index("used")
+    return write_csv(
+        out,
+        ALLOCATION_COLUMNS,
+        (
+            (
+                *row,
+                COLDFRONT_ATTRIBUTES.get(row[resource], ""),
+                row[used] if row[resource] in COLDFRONT_ATTRIBUTES else "",
+            )
+            for row in rows
+        ),
+    )

@@ -41,6 +41,8 @@ EXPLAINED_RULES = (
     "startup_rule",
     "fellowships_rule",
     "term_rule",
+    "storage_rule",
+    "allocation_rule",
 )
 TOP_IMAGES = 5
 
@@ -66,6 +68,8 @@ FIGURES = (
     Figure("idle_gpu_hours_from_cpu_proxy", "of which by the CPU proxy", "hours"),
     Figure("cpu_efficiency", "CPU efficiency (used / requested)", "share"),
     Figure("cost", "Cost", "money"),
+    Figure("storage_gb_months", "Storage kept (GB-months)", "gb_months"),
+    Figure("storage_cost", "Storage cost", "money"),
     Figure("p50_startup_seconds", "Start-up time, median", "seconds"),
     Figure("p95_startup_seconds", "Start-up time, 95th percentile", "seconds"),
     Figure("failed_starts", "Failed starts", "count"),
@@ -128,6 +132,8 @@ class Scope:
     gpu_models: list[tuple[str, float, float | None]] = field(default_factory=list)
     images: list[tuple[str, int, float]] = field(default_factory=list)
     failed_reasons: list[tuple[str, int]] = field(default_factory=list)
+    # (allocation, grantee, resource, amount, used, percent used, status, projected exhaustion)
+    allocations: list[tuple] = field(default_factory=list)
     days: dict[date, tuple[float, float | None]] = field(default_factory=dict)
 
 
@@ -193,6 +199,45 @@ DAY_FIGURES = {
 def _day_figures(conn, schema, period: Period, kept) -> dict[str, dict[str, Any]]:
     rows = _per_scope(conn, schema, period, kept, select=", ".join(DAY_FIGURES.values()), source=DAYS_OF_PERIOD)
     return {scope: dict(zip(DAY_FIGURES, values, strict=True)) for scope, values in rows}
+
+
+# Storage kept in the period's days (storage_days: the department at day end), as department_storage_usage adds it.
+STORAGE_FIGURES = {"storage_gb_months": "sum(gb_months)", "storage_cost": "sum(storage_cost)"}
+
+
+def _storage_figures(conn, schema, period: Period, kept) -> dict[str, dict[str, Any]]:
+    rows = _per_scope(
+        conn,
+        schema,
+        period,
+        kept,
+        select=", ".join(STORAGE_FIGURES.values()),
+        source="{schema}.storage_days where storage_day between %(first)s and %(last)s",
+    )
+    return {scope: dict(zip(STORAGE_FIGURES, values, strict=True)) for scope, values in rows}
+
+
+def _allocations(conn, schema, period: Period, kept) -> dict[str, list[tuple]]:
+    """The allocations whose days overlap the period, as they stood on its last day (or today, or their end): every
+    one under the whole hub, a department's under that department too."""
+    rows = _rows(
+        conn,
+        sql.SQL(
+            "select allocation_name, grantee_kind || ' ' || grantee, grantee_kind, grantee, resource, amount, used,"
+            " percent_used, status, projected_exhaustion_on from {schema}.allocation_days"
+            " where starts_on <= %(last)s and ends_on >= %(first)s"
+            " and day = least(ends_on, %(last)s::date, (now() at time zone 'UTC')::date)"
+            " order by allocation_name"
+        ).format(schema=schema),
+        {"first": period.first_day, "last": period.last_day},
+    )
+    result: dict[str, list[tuple]] = defaultdict(list)
+    for name, grantee, kind, department, *figures in rows:
+        entry = (name, grantee, *figures)
+        result[HUB].append(entry)
+        if kind == "department" and (kept is None or department in kept):
+            result[department].append(entry)
+    return result
 
 
 def _startup(conn, schema, period: Period, kept) -> dict[str, tuple[float, float]]:
@@ -343,6 +388,8 @@ def gather(
             previous = earlier[-1] if earlier else None
         kept = _kept_departments(conn, schema, period, min_users) if pseudonymize else None
         figures = _day_figures(conn, schema, period, kept)
+        storage = _storage_figures(conn, schema, period, kept)
+        allocations = _allocations(conn, schema, period, kept)
         if department is not None and department not in figures:
             shown = ", ".join(sorted(name for name in figures if name != HUB)) or "none"
             raise ConfigurationError(f"no department {department!r} in {period.label} (departments: {shown})")
@@ -356,8 +403,8 @@ def gather(
         )]  # fmt: skip
     scopes: dict[str, Scope] = {}
     for name in [HUB] + sorted(name for name in figures if name != HUB):
-        values = figures.get(name, {})
-        scope = Scope(name)
+        values = {**figures.get(name, {}), **storage.get(name, {})}
+        scope = Scope(name, allocations=allocations.get(name, []))
         for figure in FIGURES:
             scope.figures[figure.name] = values.get(figure.name)
         scope.figures["p50_startup_seconds"], scope.figures["p95_startup_seconds"] = startup.get(name, (None, None))
@@ -406,6 +453,8 @@ def shown(figure: Figure, value: Any, currency: str | None = None) -> str:
         return f"{number * 100:.1f} %"
     if figure.kind == "seconds":
         return f"{number:,.0f} s"
+    if figure.kind == "gb_months":
+        return f"{_number(number, 1)} GB-months"
     return f"{_number(number, 2)} {currency or ''}".strip()
 
 
@@ -515,7 +564,34 @@ def _scope_section(report: Report, scope: Scope, chart_prefix: str) -> str:
         )
     for caption, header, columns, entries in BREAKDOWNS:
         parts.append(_breakdown(scope.name, caption, header, columns, getattr(scope, entries)))
+    parts.append(_allocations_table(scope))
     return "".join(parts)
+
+
+UNITS = {"gpu_hours": "GPU hours", "cpu_core_hours": "core hours", "storage_gb_months": "GB-months"}
+
+
+def _allocations_table(scope: Scope) -> str:
+    """Each allocation's amount, use and standing on the period's last day (allocation rule)."""
+    amount = Figure("allocation_amount", "", "count")
+    rows = [
+        [
+            ("", None, name),
+            ("", None, f"{grantee}, {UNITS.get(resource, resource)}"),
+            (f"allocation_amount:{name}", granted, shown(amount, granted)),
+            (f"allocation_used:{name}", used, _number(float(used), 1)),
+            (f"allocation_percent_used:{name}", percent, f"{float(percent):.1f} %"),
+            ("", None, status),
+            ("", None, projected.isoformat() if projected else "—"),
+        ]
+        for name, grantee, resource, granted, used, percent, status, projected in scope.allocations
+    ]
+    return _list_table(
+        scope.name,
+        "Allocations (as they stood at the end of the period)",
+        ["allocation", "granted to", "amount", "used", "used %", "status", "runs out at its pace"],
+        rows,
+    )
 
 
 def _rule_in_force(name: str, rules: Mapping[str, str]) -> str:

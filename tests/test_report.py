@@ -153,6 +153,32 @@ def test_the_month_report_shows_what_the_marts_hold(hub, tmp_path):
     assert_month_matches_the_marts(page.values, conn)
 
 
+def test_the_report_shows_storage_and_each_departments_allocations_as_the_marts_hold_them(hub, tmp_path):
+    settings, conn = hub
+    values = figures_of(report(settings, tmp_path, "--month", MONTH).read_text(encoding="utf-8")).values
+    storage = conn.execute(
+        "select department, gb_months, storage_cost from analytics.department_storage_usage where month = %s",
+        (FIRST,),
+    ).fetchall()
+    assert storage
+    for department, gb_months, cost in storage:
+        assert close(values[f"{department}|storage_gb_months"], gb_months), department
+        assert close(values[f"{department}|storage_cost"], cost), department
+    hub_storage = sum(gb_months for _, gb_months, _ in storage)
+    assert close(values[f"{HUB}|storage_gb_months"], hub_storage)
+    allocations = conn.execute(
+        "select allocation_name, grantee_kind, grantee, amount, used, percent_used from analytics.allocation_days"
+        " where starts_on <= %s and ends_on >= %s and day = least(ends_on, %s, (now() at time zone 'UTC')::date)",
+        (LAST, FIRST, LAST),
+    ).fetchall()
+    assert allocations  # the demo's examples, dated from today
+    for name, kind, grantee, amount, used, percent in allocations:
+        for scope in [HUB] + ([grantee] if kind == "department" and f"{grantee}|users" in values else []):
+            assert close(values[f"{scope}|allocation_amount:{name}"], amount), (scope, name)
+            assert close(values[f"{scope}|allocation_used:{name}"], used), (scope, name)
+            assert close(values[f"{scope}|allocation_percent_used:{name}"], percent), (scope, name)
+
+
 def test_a_term_report_adds_up_the_terms_days_as_term_usage_does(hub, tmp_path):
     settings, conn = hub
     page = figures_of(report(settings, tmp_path, "--term", "Fall 2026").read_text(encoding="utf-8"))

@@ -59,6 +59,30 @@ def groups(
     typer.echo(f"wrote {written} term-groups to {out}; suppressed {suppressed} with fewer than {min_users} users")
 
 
+@app.command("stale-homes")
+@command
+def stale_homes(
+    out: Path = typer.Option(Path("stale_homes.csv"), "--out", help="CSV file to write."),
+) -> None:
+    """Write stale_homes (the offboarding and archive list: volumes whose owner's last session ended more than
+    STALE_HOME_DAYS ago, has none, or matches nobody) as CSV, largest first."""
+    from loader.export import export_stale_homes
+
+    typer.echo(f"wrote {export_stale_homes(settings(), out)} stale homes to {out}")
+
+
+@app.command("allocations")
+@command
+def allocations(
+    out: Path = typer.Option(Path("allocations.csv"), "--out", help="CSV file to write."),
+) -> None:
+    """Write allocation_status (each allocation's used, remaining, burn rate, projected exhaustion, status) as CSV,
+    with the ColdFront attribute and value to enter as its usage (Accelerator Usage (Hours), Core Usage (Hours))."""
+    from loader.export import export_allocations
+
+    typer.echo(f"wrote {export_allocations(settings(), out)} allocations to {out}")
+
+
 @app.command("xdmod")
 @command
 def xdmod(
@@ -83,3 +107,36 @@ def xdmod(
         raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
     sessions, events = export_xdmod(settings(), out, since=first_day, pseudonymize=pseudonymize)
     typer.echo(f"wrote {events} events of {sessions} closed sessions to {out}")
+
+
+@app.command("xdmod-storage")
+@command
+def xdmod_storage(
+    out: Path = typer.Option(Path("xdmod_storage.json"), "--out", help="JSON file to write (one array)."),
+    since: str = typer.Option(
+        None, "--since", help="Every complete UTC day from this one (YYYY-MM-DD); default: the latest complete day."
+    ),
+    resource: str = typer.Option("jupyterhub", "--resource", help="The XDMoD resource the records belong to."),
+    mountpoint: str = typer.Option("/home", "--mountpoint", help="The mountpoint XDMoD shows them under."),
+    pseudonymize: bool = typer.Option(
+        False, "--pseudonymize", help="Users as keyed HMACs (EXPORT_HMAC_KEY), as `export usage --pseudonymize`."
+    ),
+) -> None:
+    """Write each user's storage per day as Open XDMoD Storage-realm records (its JSON storage format), for
+    `xdmod-shredder -f storage`."""
+    from datetime import date
+
+    from loader.errors import ConfigurationError
+    from loader.xdmod_storage import export_xdmod_storage
+
+    try:
+        first_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
+    written, left_out = export_xdmod_storage(
+        settings(), out, since=first_day, resource=resource, mountpoint=mountpoint, pseudonymize=pseudonymize
+    )
+    typer.echo(
+        f"wrote {written} storage records to {out}"
+        + (f"; left out {left_out} volume-days whose owner matches nobody" if left_out else "")
+    )
