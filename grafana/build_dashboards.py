@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from grafana import exposures
+from grafana import alerts, exposures
 from grafana.boards import (
     activity,
     allocations,
@@ -59,6 +59,7 @@ def main() -> None:
     for stale in {path.name for path in DASHBOARDS.glob("*.json")} - set(files):
         (DASHBOARDS / stale).unlink()
     exposures.write(all_dashboards())
+    alerts.write()
     print(f"wrote {len(files)} dashboards to {DASHBOARDS}", file=sys.stderr)
 
 

@@ -24,6 +24,7 @@ from tests.conftest import settings_for
 from tests.dbt_helpers import dbt, load_batch, observation
 from tests.session_reference import reference
 from tests.storage_reference import GIB, Collection, volume_days
+from tests.test_dashboards import check_alert_rules
 from tests.test_sessions_property import raw_rows
 from tests.test_storage_marts import record
 from tests.test_terms_and_groups import seed_terms
@@ -55,6 +56,10 @@ ALLOCATIONS = (
     "Physics GPU,department,Physics,gpu_hours,90,,2026-09-01,2026-11-30,50,80\n"
     "dave storage,user,dave@example.edu,storage_gb_months,2,,2026-11-01,2026-11-30,,\n"
     "cs101 cores next term,group,cs101,cpu_core_hours,100,Spring 2027,,,,\n"
+    # Current whenever the tests run: past both thresholds with no recent use; and one used in the last days, at a
+    # pace that runs it out long before its end.
+    "carol GPU,user,carol@example.edu,gpu_hours,70,,2026-11-01,2099-12-31,,\n"
+    "dave cores,user,dave@example.edu,cpu_core_hours,100,,2026-11-01,2099-12-31,,\n"
 )
 
 
@@ -106,6 +111,10 @@ def built(module_database, tmp_path_factory):
             for begin, end in spans:
                 load_batch(conn, settings, every_5_minutes(user, gpus, at(begin), at(end)))
         load_batch(conn, settings, every_5_minutes("dave", 0, at("2026-11-02 09:00"), at("2026-11-02 10:00")))
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        for days_ago in range(5, 0, -1):  # eight hours a day on each of the last five days
+            begin = midnight - timedelta(days=days_ago) + timedelta(hours=9)
+            load_batch(conn, settings, every_5_minutes("dave", 0, begin, begin + timedelta(hours=8)))
         for user, department in DEPARTMENTS.items():
             conn.execute(
                 "update raw.users set department = %s, directory_status = 'found', fetched_at = now() where email = %s",
@@ -206,7 +215,19 @@ def test_the_status_list_says_where_each_allocation_stands(built):
     }
     assert rows["lab-x cores"] == ("ended", "exhausted", date(2026, 10, 21), True)
     assert rows["cs101 cores next term"][:2] == ("upcoming" if today < date(2027, 1, 19) else "current", "ok")
-    assert set(rows) == {"cs101 GPU", "lab-x cores", "Physics GPU", "dave storage", "cs101 cores next term"}
+    assert set(rows) == {
+        "cs101 GPU", "lab-x cores", "Physics GPU", "dave storage", "cs101 cores next term", "carol GPU", "dave cores"
+    }  # fmt: skip
     used = dict(conn.execute("select allocation_name, used from analytics.allocation_status").fetchall())
     assert float(used["Physics GPU"]) == pytest.approx(sum(expected_use(conn)["Physics GPU"].values()), rel=1e-9)
     assert Decimal(used["cs101 cores next term"]) == 0
+
+
+def test_the_alert_rules_fire_for_the_allocations_past_their_conditions(built):
+    conn = built
+    status = dict(
+        conn.execute("select allocation_name, runs_out_before_end from analytics.allocation_status").fetchall()
+    )
+    assert status["dave cores"] is True and status["carol GPU"] is not True
+    # carol GPU past both thresholds, dave cores running out early; each rule's query finds exactly those.
+    assert check_alert_rules(conn) == 3

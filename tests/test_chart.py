@@ -461,3 +461,22 @@ def test_the_hub_is_read_only_when_asked_and_its_token_stays_in_a_secret():
     assert "HUB_API_TOKEN" not in secret_of(existing)["stringData"]
     refused = helm("template", "x", str(CHART), "--set", "hub.apiUrl=http://hub:8081/hub/api", check=False)
     assert refused.returncode != 0 and "hub.apiUrl needs hub.apiToken or hub.existingSecret" in refused.stderr
+
+
+def test_the_allocation_alert_rules_reach_grafanas_sidecar_and_the_bundled_grafana_with_the_releases_schema():
+    import yaml
+
+    from grafana import alerts
+
+    documents = render("--set", "database.analyticsSchema=accounting")
+    configmap = next(c for c in by_kind(documents, "ConfigMap") if c["metadata"]["name"].endswith("-alerts"))
+    assert configmap["metadata"]["labels"]["grafana_alert"] == "1"
+    rules = yaml.safe_load(configmap["data"]["allocations.yaml"])["groups"][0]["rules"]
+    assert [rule["uid"] for rule in rules] == [rule["uid"] for rule in alerts.provisioning()["groups"][0]["rules"]]
+    assert all(" accounting.allocation_status " in rule["data"][0]["model"]["rawSql"] for rule in rules)
+    bundled = render("--set", "grafana.bundled.enabled=true", "--set", "grafana.alerts.enabled=false")
+    configmap = next(c for c in by_kind(bundled, "ConfigMap") if c["metadata"]["name"].endswith("-alerts"))
+    assert "grafana_alert" not in configmap["metadata"]["labels"]
+    grafana = next(d for d in by_kind(bundled, "Deployment") if d["metadata"]["name"].endswith("-grafana"))
+    mounts = {m["name"]: m["mountPath"] for m in grafana["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["alerts"] == "/etc/grafana/provisioning/alerting"

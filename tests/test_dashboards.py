@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -301,3 +302,96 @@ def test_the_role_connects_to_its_own_database_only(admin_database):
                 admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
             admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(owner)))
+
+
+ALERT_RULE_SCHEMA = {
+    # Written from Grafana's documentation of file provisioning for alert rules ("Import alerting resources", the
+    # rule fields of a group); required where Grafana requires them, enums as documented.
+    "type": "object",
+    "required": ["apiVersion", "groups"],
+    "properties": {
+        "apiVersion": {"const": 1},
+        "groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["orgId", "name", "folder", "interval", "rules"],
+                "properties": {
+                    "interval": {"type": "string", "pattern": "^[0-9]+[smh]$"},
+                    "rules": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["uid", "title", "condition", "data", "noDataState", "execErrState", "for"],
+                            "properties": {
+                                "uid": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$"},
+                                "noDataState": {"enum": ["Alerting", "NoData", "OK", "KeepLast"]},
+                                "execErrState": {"enum": ["Alerting", "Error", "OK", "KeepLast"]},
+                                "for": {"type": "string", "pattern": "^[0-9]+[smh]$"},
+                                "data": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["refId", "datasourceUid", "model"],
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def check_alert_rules(conn, schemas: dict[str, str] | None = None) -> int:
+    """Every alert rule's query, run as Grafana runs it: string labels and one number per current allocation, and
+    the allocations it fires for are those whose figures (read here) pass its condition. How many fired."""
+    from grafana import alerts
+
+    status = conn.execute(
+        "select allocation_name, percent_used, first_warning_percent, second_warning_percent, runs_out_before_end,"
+        " status from analytics.allocation_status where period_state = 'current'"
+    ).fetchall()
+    expected = {
+        "jhm-allocation-first-warning": {row[0] for row in status if row[1] >= row[2]},
+        "jhm-allocation-second-warning": {row[0] for row in status if row[1] >= row[3]},
+        "jhm-allocation-runs-out-early": {row[0] for row in status if row[4] and row[5] != "exhausted"},
+    }
+    fired = 0
+    for rule in alerts.provisioning()["groups"][0]["rules"]:
+        query = rule["data"][0]["model"]["rawSql"].replace(
+            "analytics.", f"{(schemas or {}).get('analytics_schema', 'analytics')}."
+        )
+        cursor = conn.execute(query)
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+        assert len(rows) == len(status), rule["uid"]
+        numbers = [name for name, value in zip(columns, rows[0], strict=True) if isinstance(value, (int, Decimal))]
+        assert numbers == ["firing"], rule["uid"]  # one value; every other column a label
+        assert {row[0] for row in rows if row[-1] == 1} == expected[rule["uid"]], rule["uid"]
+        fired += len(expected[rule["uid"]])
+    return fired
+
+
+def test_the_alert_rules_file_is_the_generator_output_and_grafanas_format():
+    import yaml
+
+    from grafana import alerts
+
+    assert alerts.ALERTS.read_text() == alerts.rendered(), "run `python -m grafana.build_dashboards`"
+    document = yaml.safe_load(alerts.ALERTS.read_text())
+    jsonschema.validate(document, ALERT_RULE_SCHEMA)
+    rules = document["groups"][0]["rules"]
+    assert len({rule["uid"] for rule in rules}) == len(rules) == 3
+    for rule in rules:
+        assert rule["data"][0]["datasourceUid"] == "jupyterhub-metrics"  # the chart's data source
+        assert rule["condition"] in {item["refId"] for item in rule["data"]}
+
+
+def test_every_alert_rules_query_runs_as_the_read_only_role(reader):
+    """As Grafana runs them (tests/test_allocations.py has allocations that fire each rule)."""
+    conn, _ = reader
+    check_alert_rules(conn)

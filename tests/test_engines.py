@@ -24,6 +24,7 @@ from tests.dbt_helpers import dbt, every_relations_rows
 from tests.test_dashboards import (
     TERM_PANELS,
     all_scope_values,
+    check_alert_rules,
     check_every_panel,
     drop_role,
     make_reader,
@@ -103,6 +104,7 @@ def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
                     may_be_empty=frozenset() if terms_in_test_range() else TERM_PANELS,
                 )
                 assert checked >= 50
+                check_alert_rules(reader)  # the allocations' alert rules, as Grafana runs them
         finally:
             drop_role(conn, role)
 
