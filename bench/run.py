@@ -448,7 +448,7 @@ def storage_per_collection(settings, volumes: int, repetitions: int) -> dict:
     home directories with the exporter's, all of users the pods showed): the PVCs' parsing, seven queries of a real
     Prometheus, and the writes in the run's transaction: the day's first (every row inserted), then the steady
     state (nothing changed: nothing written), then a tenth of them grown. Skipped without Debian's prometheus."""
-    from loader.collect import Sources, storage_of
+    from loader.collect import Sources, storage_due, storage_of
     from loader.config import PrometheusSettings
     from loader.prometheus_source import prometheus_storage_figures
     from loader.raw_store import record_collection
@@ -516,6 +516,13 @@ def storage_per_collection(settings, volumes: int, repetitions: int) -> dict:
             first_read, first_write, inserted = one(at)
             steady = [one(at + timedelta(minutes=1)) for _ in range(repetitions)]
             grown = one(at + timedelta(minutes=5))
+            # The other collections of the period ask only whether storage is due (the partial index on the runs
+            # that read it).
+            due_checks = []
+            for minute in range(repetitions):
+                began = time.perf_counter()
+                storage_due(conn, settings, at + timedelta(minutes=10 + minute))
+                due_checks.append(time.perf_counter() - began)
     return {
         "volumes": volumes,
         "read_seconds": statistics.median(read for read, _, _ in steady),
@@ -525,6 +532,14 @@ def storage_per_collection(settings, volumes: int, repetitions: int) -> dict:
         "steady_rows_written": steady[-1][2],
         "grown_write_seconds": grown[1],
         "grown_rows_written": grown[2],
+        "due_check_seconds": statistics.median(due_checks),
+        "every_minutes": settings.collect.storage_every_minutes,
+        # Per 5-minute collection: one reading a period (the read and a steady write), the due check at the others.
+        "per_collection_seconds": (
+            statistics.median(read for read, _, _ in steady) + statistics.median(write for _, write, _ in steady)
+        )
+        / (settings.collect.storage_every_minutes / 5)
+        + statistics.median(due_checks),
     }
 
 

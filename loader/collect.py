@@ -35,8 +35,15 @@ from loader.pods import (
     with_measured_use,
 )
 from loader.prometheus_source import GpuUseSource, StorageFiguresSource
-from loader.raw_store import RunKind, RunRecord, StorageWrite, record_collection, record_failed_run
-from loader.storage import StorageSnapshot, claim_from_pvc, names_shown, storage_rows
+from loader.raw_store import (
+    RunKind,
+    RunRecord,
+    StorageWrite,
+    last_storage_reading,
+    record_collection,
+    record_failed_run,
+)
+from loader.storage import NameShown, StorageSnapshot, claim_from_pvc, names_shown, storage_rows
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +333,12 @@ def storage_of(
         skipped.update(figures[2])
         for reason, count in sorted(figures[2].items()):
             log.warning("skipped %d storage series from Prometheus: %s", count, reason)
-    shown = names_shown([*running, *(listed or [])], user_sources=user_sources, email_domain=settings.email_domain)
+    # A PVC's names are those its claim already holds (read once, not parsed again).
+    shown = names_shown(running, user_sources=user_sources, email_domain=settings.email_domain) | {
+        NameShown(claim.user_email, claim.hub_username, claim.escaped_name)
+        for claim in claims or []
+        if claim.user_email and claim.hub_username and claim.escaped_name
+    }
     if listed is None and figures is None:
         return StorageWrite(frozenset(shown), None), skipped
     snapshot = StorageSnapshot(
@@ -335,6 +347,18 @@ def storage_of(
         directory_figures=figures[1] if figures else None,
     )
     return StorageWrite(frozenset(shown), storage_rows(snapshot, settings.cluster)), skipped
+
+
+def storage_due(conn: psycopg.Connection, settings: Settings, observed_at: datetime) -> bool:
+    """Storage changes slowly: it is read at the first collection of each period of COLLECT_STORAGE_EVERY_MINUTES
+    (periods aligned to UTC midnight, so every day has a reading from its first collection), else only the names the
+    pods show are recorded."""
+    every = settings.collect.storage_every_minutes * 60
+    if not every:
+        return True
+    latest = last_storage_reading(conn, settings.raw_schema, settings.collect.cluster)
+    conn.rollback()  # the read leaves no transaction open before the collection's own
+    return latest is None or int(latest.timestamp()) // every != int(observed_at.timestamp()) // every
 
 
 def collect_into(
@@ -362,7 +386,8 @@ def collect_into(
         if hub is not None:
             for reason, count in sorted(hub.skipped.items()):
                 log.warning("skipped %d %s", count, reason)
-        storage, storage_skipped = storage_of(running, settings.collect, observed_at, sources)
+        storage_sources = sources if storage_due(conn, settings, observed_at) else Sources()
+        storage, storage_skipped = storage_of(running, settings.collect, observed_at, storage_sources)
         run.skip_reasons = dict(skipped + pending_skipped + storage_skipped)
         run_id = record_collection(conn, settings.raw_schema, run, rows, pending, hub, storage)
     except Exception as error:  # every run that starts leaves a run record, whatever ended it

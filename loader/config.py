@@ -68,6 +68,13 @@ def _int(variable: str, value: str) -> int:
         raise ConfigurationError(f"{variable}={value!r} is not a whole number") from None
 
 
+def _minutes(variable: str, value: str) -> int:
+    minutes = _int(variable, value)
+    if minutes < 0 or (minutes and 1440 % minutes):
+        raise ConfigurationError(f"{variable}={value!r} must be 0 or divide a day (5, 15, 60, 1440, ...) in minutes")
+    return minutes
+
+
 def _seconds(variable: str, value: str) -> float:
     return float(_int(variable, value))
 
@@ -275,6 +282,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Collection",
         "collect.storage",
         _flag,
+    ),
+    Setting(
+        "COLLECT_STORAGE_EVERY_MINUTES",
+        "60",
+        "Read storage at the first collection of each period this long (storage changes slowly; 0: every collection).",
+        "Collection",
+        "collect.storage_every_minutes",
+        _minutes,
     ),
     Setting(
         "PROMETHEUS_URL",
@@ -501,6 +516,7 @@ class CollectSettings:
     request_timeout_seconds: float = declared_default("collect.request_timeout_seconds")
     read_nodes: bool = declared_default("collect.read_nodes")
     storage: bool = declared_default("collect.storage")
+    storage_every_minutes: int = declared_default("collect.storage_every_minutes")
     attempts: int = 4
 
 

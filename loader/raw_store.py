@@ -215,6 +215,18 @@ def insert_statement(schema: str, table: str, run_id: int) -> sql.Composed:
     ).format(schema_id, sql.Identifier(table), columns, columns, sql.Literal(run_id), unclaimed)
 
 
+def last_storage_reading(conn: psycopg.Connection, schema: str, cluster: str | None) -> datetime | None:
+    """When the latest run of this cluster that read storage observed (by the partial index on such runs)."""
+    row = conn.execute(
+        sql.SQL(
+            "select max(observed_at) from {}.collector_runs"
+            " where coalesce(cluster, '') = coalesce(%s, '') and storage_volumes_listed is not null"
+        ).format(sql.Identifier(schema)),
+        (cluster,),
+    ).fetchone()
+    return row[0] if row else None
+
+
 @dataclass(frozen=True)
 class StorageWrite:
     """A collection's storage: the names its pods and PVCs showed, and its storage rows (None: figures not read)."""
@@ -226,14 +238,24 @@ class StorageWrite:
 def _record_names_shown(
     conn: psycopg.Connection, schema_id: sql.Identifier, run_id: int, names: Iterable[NameShown], at: datetime
 ) -> None:
-    rows = [(name.user_email, name.hub_username, name.escaped_name, at, run_id) for name in sorted(names, key=str)]
-    if rows:
-        conn.cursor().executemany(
+    """One statement whatever the count: a collection shows every user's names again, and all but new ones are
+    known (a statement per name cost more than the rest of storage's writes at thousands of users)."""
+    shown = sorted(names, key=str)
+    if shown:
+        conn.execute(
             sql.SQL(
                 "insert into {}.hub_names_seen (user_email, hub_username, escaped_name, first_seen_at,"
-                " collector_run_id) values (%s, %s, %s, %s, %s) on conflict do nothing"
+                " collector_run_id) select shown.user_email, shown.hub_username, shown.escaped_name, %s, %s"
+                " from unnest(%s::text[], %s::text[], %s::text[]) as shown (user_email, hub_username, escaped_name)"
+                " on conflict do nothing"
             ).format(schema_id),
-            rows,
+            (
+                at,
+                run_id,
+                [name.user_email for name in shown],
+                [name.hub_username for name in shown],
+                [name.escaped_name for name in shown],
+            ),
         )
 
 

@@ -33,6 +33,8 @@ from tests.test_dashboards import (
 
 pytestmark = pytest.mark.dbt
 
+FAILED_START_PANELS = frozenset({"Failed starts", "Failed starts per reason", "Failed starts per user"})
+
 # Fixed, so that the builds on each engine see the same days whenever they run.
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = END - timedelta(days=5)
@@ -93,6 +95,9 @@ def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
         example_user = conn.execute(
             "select user_email from analytics.user_session_stats order by total_hours desc limit 1"
         ).fetchone()[0]
+        # The small hub's pods draw their failed starts by the weekday: some weeks it has none (tests/test_starts.py
+        # covers them); their panels must still run.
+        no_failed_starts = conn.execute("select count(*) = 0 from analytics.failed_starts").fetchone()[0]
         try:
             with psycopg.connect(autocommit=True, **params) as reader:
                 variables = {"user": example_user, **all_scope_values(reader)}
@@ -101,7 +106,8 @@ def test_every_dashboard_panel_runs_as_the_read_only_role(on_engine):
                     variables,
                     start=START,
                     end=END,
-                    may_be_empty=frozenset() if terms_in_test_range() else TERM_PANELS,
+                    may_be_empty=(frozenset() if terms_in_test_range() else TERM_PANELS)
+                    | (FAILED_START_PANELS if no_failed_starts else frozenset()),
                 )
                 assert checked >= 50
                 check_alert_rules(reader)  # the allocations' alert rules, as Grafana runs them

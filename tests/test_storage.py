@@ -162,11 +162,15 @@ def test_each_volume_and_home_directory_gets_a_row_per_day_as_the_series_say(
         for moment in [*COLLECTIONS, DAY3]:
             document = collect(moment)
             assert document["skipped"].get("storage_no_owner") == 1
-        again = collect(DAY3 + timedelta(minutes=3))  # the same figures: nothing to write
+        # Within the hour storage is not read again (COLLECT_STORAGE_EVERY_MINUTES, 60); read anyway, the same
+        # figures write nothing (within Prometheus's 5-minute lookback of the series' last samples).
+        within_the_hour = collect(DAY3 + timedelta(minutes=2))
+        again = collect(DAY3 + timedelta(minutes=4), COLLECT_STORAGE_EVERY_MINUTES="0")
         prometheus_down = collect(
             DAY3 + timedelta(hours=1), PROMETHEUS_URL=f"http://127.0.0.1:{prometheus.free_port()}"
         )
 
+    assert within_the_hour["storage_volumes"] is None and within_the_hour["rows_recorded"] == 2
     assert again["storage_volumes"] == 3 and again["storage_rows_written"] == 0
     assert prometheus_down["rows_recorded"] == 2 and prometheus_down["storage_rows_written"] == 0
     assert "no storage figures in this run" in caplog.text
