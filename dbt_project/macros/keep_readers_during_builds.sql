@@ -56,24 +56,44 @@
             do $repoint$
             declare
                 dependent record;
+                session_lock_timeout text := current_setting('lock_timeout');
             begin
                 -- One re-pointing at a time (threads replace relations that one view may read two of); each view
                 -- before the relation below it, in the order a reader of the view locks them.
                 perform pg_advisory_xact_lock(7361004);
-                for dependent in select * from {{ dependent_views_sql(relation) }} as d order by view_oid loop
+                -- A reader of a view locks it, then what it reads; this takes the views, then the old relation. A
+                -- reader between the two would wait for one while holding the other: each try waits a moment only
+                -- and, if it cannot have every lock, gives back what it took (its block is undone) and tries again,
+                -- so a reader never waits in a deadlock (the server would end its query). After many tries, waits.
+                for attempt in 1..400 loop
                     begin
-                        execute format(
-                            'create or replace view %s as %s',
-                            dependent.view_name,
-                            replace(dependent.definition, {{ dbt.string_literal(relation.identifier) }},
-                                {{ dbt.string_literal(current.identifier) }})
-                        );
-                    exception when others then
-                        raise warning '% no longer fits %; dropped, and re-created when the run reaches it: %',
-                            dependent.view_name, {{ regclass_literal(current) }}, sqlerrm;
+                        if attempt < 400 then
+                            perform set_config('lock_timeout', '50ms', true);
+                        else
+                            perform set_config('lock_timeout', session_lock_timeout, true);
+                        end if;
+                        for dependent in select * from {{ dependent_views_sql(relation) }} as d order by view_oid loop
+                            begin
+                                execute format(
+                                    'create or replace view %s as %s',
+                                    dependent.view_name,
+                                    replace(dependent.definition, {{ dbt.string_literal(relation.identifier) }},
+                                        {{ dbt.string_literal(current.identifier) }})
+                                );
+                            exception
+                                when lock_not_available then raise;
+                                when others then
+                                    raise warning '% no longer fits %; dropped, and re-created when the run reaches'
+                                        ' it: %', dependent.view_name, {{ regclass_literal(current) }}, sqlerrm;
+                            end;
+                        end loop;
+                        execute {{ dbt.string_literal(get_drop_sql(relation)) }};
+                        perform set_config('lock_timeout', session_lock_timeout, true);
+                        exit;
+                    exception when lock_not_available then
+                        perform pg_sleep(0.005 * attempt % 0.1);
                     end;
                 end loop;
-                execute {{ dbt.string_literal(get_drop_sql(relation)) }};
             end
             $repoint$
         {%- endcall %}
