@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from psycopg import sql
@@ -29,7 +30,7 @@ from loader.pods import PodUse, pod_use_from_metrics
 from loader.prometheus_source import GpuUseSource, StorageFiguresSource
 from loader.raw_store import write_directory_entries
 from loader.report import write_report
-from loader.storage import directory_figures, volume_figures
+from loader.storage import storage_figures_of
 from loader.synthetic import (
     claims_document,
     dcgm_answers,
@@ -40,6 +41,9 @@ from loader.synthetic import (
     storage_answers,
     synthetic_users,
 )
+
+if TYPE_CHECKING:
+    from loader.prometheus_source import StorageFigures
 
 LOCAL_SERVER_FOLDER = PROJECT_ROOT / ".local" / "postgres"
 DEMO_DATABASE = "jupyterhub_metrics"
@@ -112,16 +116,13 @@ def _dcgm(document: dict, moment: datetime) -> GpuUseSource:
 def _storage_figures(people: list, document: dict) -> StorageFiguresSource:
     """The synthetic Prometheus's storage answers at a collection, parsed as a real collection parses them."""
 
-    def read(at: datetime) -> tuple:
+    def read(at: datetime) -> StorageFigures:
         running = {
             pod["metadata"]["annotations"].get("hub.jupyter.org/username")
             for pod in document["items"]
             if pod.get("status", {}).get("phase") == "Running"
         }
-        answers = storage_answers(people, at, running)
-        volumes, volume_skips = volume_figures(answers)
-        directories, directory_skips = directory_figures(answers)
-        return volumes, directories, volume_skips + directory_skips
+        return storage_figures_of(storage_answers(people, at, running))
 
     return read
 

@@ -12,11 +12,11 @@ import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psycopg
 from psycopg import sql
@@ -107,6 +107,8 @@ COLDFRONT_ATTRIBUTES = {"gpu_hours": "Accelerator Usage (Hours)", "cpu_core_hour
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 GENERALISED = "Other"
 MIN_KEY_BYTES = 32
+# A pseudonymised email, and a user in XDMoD's exports: short enough for its usernames.
+PSEUDONYM_LENGTH = 32
 MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 
 
@@ -158,7 +160,7 @@ def pseudonymize_usage(rows: Sequence[Sequence[Any]], key: bytes, min_users: int
             record[column] = value
     for record in records:
         digest = pseudonym(key, record["email"])
-        record["email"] = digest[:32]
+        record["email"] = digest[:PSEUDONYM_LENGTH]
         record["fullname"] = f"user-{digest[:10]}"
         record["last_seen"] = str(record["last_seen"])[:10] if record["last_seen"] else None
     return sorted((tuple(record[column] for column in USAGE_COLUMNS) for record in records), key=lambda r: r[1])
@@ -190,29 +192,36 @@ def _cell(value: Any) -> str:
     return spreadsheet_safe(str(value))
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Writes to a temporary file beside `path`, then renames: a failed export leaves no half file."""
+@contextlib.contextmanager
+def written_beside(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file written beside `path`, then renamed over it: a failed export leaves no half file."""
     path = path.resolve()
-    count = 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow([_cell(value) for value in row])
-                count += 1
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+            yield stream
         os.replace(temporary, path)
     except OSError as error:
         raise LoaderError(f"cannot write {path}: {error.strerror}") from None
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    count = 0
+    with written_beside(path, newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(value) for value in row])
+            count += 1
     return count
 
 
-def _query(settings: Settings, query: sql.Composed) -> list[tuple]:
+def query_marts(settings: Settings, query: sql.Composed, params: dict[str, Any] | None = None) -> list[tuple]:
+    """The rows of a query of the marts; one line saying to build where they are not built."""
     with connect(settings.database) as conn:
         try:
-            return conn.execute(query).fetchall()
+            return conn.execute(query, params).fetchall()
         except psycopg.errors.UndefinedTable:
             raise LoaderError(
                 f"the marts are not built in schema {settings.analytics_schema}; run `jupyterhub-metrics build` first"
@@ -221,7 +230,7 @@ def _query(settings: Settings, query: sql.Composed) -> list[tuple]:
 
 def export_usage(settings: Settings, out: Path, *, pseudonymize: bool, min_users: int = 5) -> int:
     key = hmac_key(settings.export_hmac_key) if pseudonymize else b""
-    rows = _query(
+    rows = query_marts(
         settings,
         sql.SQL("select {} from {}.user_usage_stats order by email").format(
             sql.SQL(", ").join(map(sql.Identifier, USAGE_COLUMNS)), sql.Identifier(settings.analytics_schema)
@@ -249,7 +258,9 @@ def _rollup_query(settings: Settings, relation: str, columns: Sequence[str], ord
 
 
 def export_departments(settings: Settings, out: Path, *, min_users: int) -> tuple[int, int]:
-    rows = _query(settings, _rollup_query(settings, "department_usage", DEPARTMENT_COLUMNS, ["month", "department"]))
+    rows = query_marts(
+        settings, _rollup_query(settings, "department_usage", DEPARTMENT_COLUMNS, ["month", "department"])
+    )
     users = DEPARTMENT_COLUMNS.index("users")
     kept = [row for row in rows if row[users] >= min_users]
     return write_csv(out, DEPARTMENT_COLUMNS, kept), len(rows) - len(kept)
@@ -257,7 +268,9 @@ def export_departments(settings: Settings, out: Path, *, min_users: int) -> tupl
 
 def export_groups(settings: Settings, out: Path, *, min_users: int) -> tuple[int, int]:
     """group_term_usage as CSV; term-groups with fewer than `min_users` users left out, as for departments."""
-    rows = _query(settings, _rollup_query(settings, "group_term_usage", GROUP_COLUMNS, ["starts_on", "group_name"]))
+    rows = query_marts(
+        settings, _rollup_query(settings, "group_term_usage", GROUP_COLUMNS, ["starts_on", "group_name"])
+    )
     users = GROUP_COLUMNS.index("users")
     kept = [row for row in rows if row[users] >= min_users]
     return write_csv(out, GROUP_COLUMNS, kept), len(rows) - len(kept)
@@ -268,7 +281,7 @@ def export_stale_homes(settings: Settings, out: Path) -> int:
     return write_csv(
         out,
         STALE_HOME_COLUMNS,
-        _query(
+        query_marts(
             settings,
             sql.SQL("select {} from {}.stale_homes order by used_bytes desc nulls last, volume_name").format(
                 sql.SQL(", ").join(map(sql.Identifier, STALE_HOME_COLUMNS)), sql.Identifier(settings.analytics_schema)
@@ -284,7 +297,7 @@ def export_allocations(settings: Settings, out: Path) -> int:
         sql.SQL("round({}::numeric, 2)").format(sql.Identifier(name)) if name in figures else sql.Identifier(name)
         for name in ALLOCATION_COLUMNS[:-2]
     ]
-    rows = _query(
+    rows = query_marts(
         settings,
         sql.SQL("select {} from {}.allocation_status order by starts_on, allocation_name").format(
             sql.SQL(", ").join(selected), sql.Identifier(settings.analytics_schema)

@@ -153,16 +153,15 @@ StorageFiguresSource = Callable[[datetime], "StorageFigures"]
 def prometheus_storage_figures(settings: PrometheusSettings, namespaces: Iterable[str]) -> StorageFiguresSource:
     """The storage figures at a collection's time (kubelet reports a volume only while a pod mounts it; the last
     figure stored stands meanwhile)."""
-    from loader.storage import directory_figures, volume_figures
+    from loader.storage import storage_figures_of
 
     watched = tuple(namespaces)
 
     def read(at: datetime) -> StorageFigures:
         client = PrometheusClient(settings)
-        answers = answers_by_metric(client.query(expression, at) for expression in storage_queries(watched).values())
-        volumes, volume_skips = volume_figures(answers)
-        directories, directory_skips = directory_figures(answers)
-        return volumes, directories, volume_skips + directory_skips
+        return storage_figures_of(
+            answers_by_metric(client.query(expression, at) for expression in storage_queries(watched).values())
+        )
 
     return read
 

@@ -217,6 +217,15 @@ def directory_figures(answers: Mapping[str, Any]) -> tuple[dict[tuple[str | None
     return _figures_by(answers, fields, "directory", None)
 
 
+def storage_figures_of(
+    answers: Mapping[str, Any],
+) -> tuple[dict[tuple[str, str], Figures], dict[tuple[str | None, str], Figures], Counter[str]]:
+    """Prometheus's answers (one per metric) as volume figures, directory figures and the skips of both."""
+    volumes, volume_skips = volume_figures(answers)
+    directories, directory_skips = directory_figures(answers)
+    return volumes, directories, volume_skips + directory_skips
+
+
 def storage_rows(snapshot: StorageSnapshot, cluster: str | None) -> list[StorageRow]:
     """One row per claim (with kubelet's figures where a pod mounts it: the capacity from the PVC otherwise) and per
     directory. Volume figures of PVCs that are not users' (a hub database's) are not rows; without the claims

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,7 +25,7 @@ from psycopg import sql
 from loader.config import Settings
 from loader.db import connect
 from loader.errors import LoaderError
-from loader.export import hmac_key, pseudonym
+from loader.export import PSEUDONYM_LENGTH, hmac_key, pseudonym, written_beside
 
 INSTANCE_PREFIX = "jhm-"
 RECORD_TYPE = "ACCOUNTING"
@@ -135,18 +133,11 @@ def export_xdmod(settings: Settings, out: Path, *, since: date | None, pseudonym
     """Writes the events (JSON lines) beside `out`, then renames; (sessions, events) written."""
     key = hmac_key(settings.export_hmac_key) if pseudonymize else b""
     sessions = closed_sessions(settings, since)
-    out = out.resolve()
     written = 0
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            for session in sessions:
-                user = pseudonym(key, session.user_email)[:32] if pseudonymize else session.user_email
-                for event in events(session, user):
-                    stream.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
-                    written += 1
-        os.replace(temporary, out)
-    except OSError as error:
-        raise LoaderError(f"cannot write {out}: {error.strerror}") from None
+    with written_beside(out) as stream:
+        for session in sessions:
+            user = pseudonym(key, session.user_email)[:PSEUDONYM_LENGTH] if pseudonymize else session.user_email
+            for event in events(session, user):
+                stream.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
+                written += 1
     return len(sessions), written

@@ -12,23 +12,15 @@ compression). Volumes whose owner matches nobody have no user and are left out, 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from loader.config import Settings
-from loader.db import connect
-from loader.errors import LoaderError
-from loader.export import hmac_key, pseudonym
-
-# XDMoD's usernames are short: a pseudonym is cut as the Cloud export cuts it.
-PSEUDONYM_LENGTH = 32
+from loader.export import PSEUDONYM_LENGTH, hmac_key, pseudonym, query_marts, written_beside
 
 
 @dataclass(frozen=True)
@@ -74,13 +66,9 @@ def storage_days(settings: Settings, since: date | None) -> tuple[list[StorageDa
         "select count(*) from {schema}.int_storage_volume_days"
         " where user_email is null and storage_day >= {first} and storage_day < {today}"
     ).format(schema=schema, first=first, today=sql.SQL(today))
-    with connect(settings.database) as conn:
-        try:
-            rows = conn.execute(query, {"since": since}).fetchall()
-            left_out = conn.execute(unmatched, {"since": since}).fetchone()
-        except psycopg.errors.UndefinedTable:
-            raise LoaderError("the marts are not built; run `jupyterhub-metrics build` first") from None
-    return [StorageDay(*row) for row in rows], int(left_out[0]) if left_out else 0
+    rows = query_marts(settings, query, {"since": since})
+    left_out = query_marts(settings, unmatched, {"since": since})[0][0]
+    return [StorageDay(*row) for row in rows], int(left_out)
 
 
 def export_xdmod_storage(
@@ -98,14 +86,7 @@ def export_xdmod_storage(
         )
         for day in days
     ]
-    out = out.resolve()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(records, stream, ensure_ascii=False, indent=1, sort_keys=True)
-            stream.write("\n")
-        os.replace(temporary, out)
-    except OSError as error:
-        raise LoaderError(f"cannot write {out}: {error.strerror}") from None
+    with written_beside(out) as stream:
+        json.dump(records, stream, ensure_ascii=False, indent=1, sort_keys=True)
+        stream.write("\n")
     return len(records), left_out

@@ -16,16 +16,22 @@
     (({{ day }} + 1)::timestamp at time zone 'UTC' - interval '1 microsecond')
 {%- endmacro %}
 
-{#- Today, as a UTC calendar day (the day the marts' days are counted in), whatever the session's time zone. -#}
-{% macro utc_today() -%}
-    (now() at time zone 'UTC')::date
-{%- endmacro %}
 
 {#- What a session-day uses of an allocation's compute resource (docs block allocation_rule): GPU hours are GPUs x
     hours (one GPU where the count is unknown: a predecessor's GPU session), core hours the requested cores x hours. -#}
-{% macro allocation_compute_use(resource, days) -%}
+{% macro allocation_gpu_hours(days) -%}
+    coalesce({{ days }}.gpu_device_hours, {{ days }}.gpu_hours)
+{%- endmacro %}
+
+{% macro allocation_core_hours(days) -%}
+    {{ days }}.cpu_requested_core_hours
+{%- endmacro %}
+
+{#- A day's use of the allocation's resource, from a row holding every resource's (int_allocation_usage_days). -#}
+{% macro allocation_resource(resource, days) -%}
     case {{ resource }}
-        when 'gpu_hours' then coalesce({{ days }}.gpu_device_hours, {{ days }}.gpu_hours)
-        when 'cpu_core_hours' then {{ days }}.cpu_requested_core_hours
+        when 'gpu_hours' then {{ days }}.gpu_hours
+        when 'cpu_core_hours' then {{ days }}.cpu_core_hours
+        when 'storage_gb_months' then {{ days }}.storage_gb_months
     end
 {%- endmacro %}

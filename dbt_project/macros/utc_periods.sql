@@ -7,3 +7,8 @@
 {% macro utc_day(column) -%}
     date_trunc('day', {{ column }} at time zone 'UTC') at time zone 'UTC'
 {%- endmacro %}
+
+{#- Today, as a UTC calendar day (the day the marts' days are counted in), whatever the session's time zone. -#}
+{% macro utc_today() -%}
+    (now() at time zone 'UTC')::date
+{%- endmacro %}

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import typer
 
 from loader.cli.common import command, settings
+from loader.errors import ConfigurationError
+
+
+def since_day(since: str | None) -> date | None:
+    """--since as a UTC day; one line where it is not one."""
+    try:
+        return date.fromisoformat(since) if since else None
+    except ValueError:
+        raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
+
 
 app = typer.Typer(help="Exports of the marts.", no_args_is_help=True)
 
@@ -96,15 +107,9 @@ def xdmod(
 ) -> None:
     """Write closed sessions as Open XDMoD Cloud-realm events (its generic JSON format, one event per line): START,
     a STATE_REPORT at each midnight, STOP, with the cores, memory and GPUs the pod requested."""
-    from datetime import date
-
-    from loader.errors import ConfigurationError
     from loader.xdmod import export_xdmod
 
-    try:
-        first_day = date.fromisoformat(since) if since else None
-    except ValueError:
-        raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
+    first_day = since_day(since)
     sessions, events = export_xdmod(settings(), out, since=first_day, pseudonymize=pseudonymize)
     typer.echo(f"wrote {events} events of {sessions} closed sessions to {out}")
 
@@ -124,15 +129,9 @@ def xdmod_storage(
 ) -> None:
     """Write each user's storage per day as Open XDMoD Storage-realm records (its JSON storage format), for
     `xdmod-shredder -f storage`."""
-    from datetime import date
-
-    from loader.errors import ConfigurationError
     from loader.xdmod_storage import export_xdmod_storage
 
-    try:
-        first_day = date.fromisoformat(since) if since else None
-    except ValueError:
-        raise ConfigurationError(f"--since {since!r} is not a day; give it as YYYY-MM-DD") from None
+    first_day = since_day(since)
     written, left_out = export_xdmod_storage(
         settings(), out, since=first_day, resource=resource, mountpoint=mountpoint, pseudonymize=pseudonymize
     )

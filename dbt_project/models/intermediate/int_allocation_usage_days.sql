@@ -6,92 +6,101 @@
 
 with
 
-allocations as (
-    select * from {{ ref('int_allocations') }}
-),
-
 department_days as (
     select * from {{ ref('int_department_days') }}
-),
-
-group_days as (
-    select * from {{ ref('int_group_days') }}
 ),
 
 storage_days as (
     select * from {{ ref('storage_days') }}
 ),
 
+session_group_days as (
+    select * from {{ ref('int_group_days') }}
+),
+
 storage_group_days as (
     select * from {{ ref('int_storage_group_days') }}
 ),
 
-compute_use as (
+-- Each person's use per day in every resource's unit, with their department; then each hub group's.
+person_days as (
     select
-        allocations.allocation_name,
         department_days.day,
-        sum({{ allocation_compute_use('allocations.resource', 'department_days') }}) as used
-    from allocations
-    inner join department_days
-        on
-            department_days.day between allocations.starts_on and allocations.ends_on
-            and (
-                (allocations.grantee_kind = 'department' and allocations.grantee = department_days.department)
-                or (allocations.grantee_kind = 'user' and department_days.user_email = lower(allocations.grantee))
-            )
-    where allocations.resource in ('gpu_hours', 'cpu_core_hours')
-    group by allocations.allocation_name, department_days.day
+        department_days.department,
+        department_days.user_email,
+        {{ allocation_gpu_hours('department_days') }} as gpu_hours,
+        {{ allocation_core_hours('department_days') }} as cpu_core_hours,
+        null::double precision as storage_gb_months
+    from department_days
+
+    union all
+
+    select
+        storage_days.storage_day as day,
+        storage_days.department,
+        storage_days.user_email,
+        null as gpu_hours,
+        null as cpu_core_hours,
+        storage_days.gb_months as storage_gb_months
+    from storage_days
 ),
 
-group_compute_use as (
+group_days as (
+    select
+        session_group_days.day,
+        session_group_days.group_name,
+        {{ allocation_gpu_hours('session_group_days') }} as gpu_hours,
+        {{ allocation_core_hours('session_group_days') }} as cpu_core_hours,
+        null::double precision as storage_gb_months
+    from session_group_days
+
+    union all
+
+    select
+        storage_group_days.storage_day as day,
+        storage_group_days.group_name,
+        null as gpu_hours,
+        null as cpu_core_hours,
+        storage_group_days.gb_months as storage_gb_months
+    from storage_group_days
+),
+
+allocations as (
+    select * from {{ ref('int_allocations') }}
+),
+
+person_use as (
+    select
+        allocations.allocation_name,
+        person_days.day,
+        sum({{ allocation_resource('allocations.resource', 'person_days') }}) as used
+    from allocations
+    inner join person_days
+        on
+            person_days.day between allocations.starts_on and allocations.ends_on
+            and (
+                (allocations.grantee_kind = 'department' and allocations.grantee = person_days.department)
+                or (allocations.grantee_kind = 'user' and person_days.user_email = lower(allocations.grantee))
+            )
+            and {{ allocation_resource('allocations.resource', 'person_days') }} is not null
+    group by allocations.allocation_name, person_days.day
+),
+
+group_use as (
     select
         allocations.allocation_name,
         group_days.day,
-        sum({{ allocation_compute_use('allocations.resource', 'group_days') }}) as used
+        sum({{ allocation_resource('allocations.resource', 'group_days') }}) as used
     from allocations
     inner join group_days
         on
             group_days.day between allocations.starts_on and allocations.ends_on
+            and allocations.grantee_kind = 'group'
             and allocations.grantee = group_days.group_name
-    where allocations.grantee_kind = 'group' and allocations.resource in ('gpu_hours', 'cpu_core_hours')
+            and {{ allocation_resource('allocations.resource', 'group_days') }} is not null
     group by allocations.allocation_name, group_days.day
-),
-
-storage_use as (
-    select
-        allocations.allocation_name,
-        storage_days.storage_day as day,
-        sum(storage_days.gb_months) as used
-    from allocations
-    inner join storage_days
-        on
-            storage_days.storage_day between allocations.starts_on and allocations.ends_on
-            and (
-                (allocations.grantee_kind = 'department' and allocations.grantee = storage_days.department)
-                or (allocations.grantee_kind = 'user' and storage_days.user_email = lower(allocations.grantee))
-            )
-    where allocations.resource = 'storage_gb_months'
-    group by allocations.allocation_name, storage_days.storage_day
-),
-
-group_storage_use as (
-    select
-        allocations.allocation_name,
-        storage_group_days.storage_day as day,
-        sum(storage_group_days.gb_months) as used
-    from allocations
-    inner join storage_group_days
-        on
-            storage_group_days.storage_day between allocations.starts_on and allocations.ends_on
-            and allocations.grantee = storage_group_days.group_name
-    where allocations.grantee_kind = 'group' and allocations.resource = 'storage_gb_months'
-    group by allocations.allocation_name, storage_group_days.storage_day
 )
 
-select * from compute_use
+select * from person_use
 union all
-select * from group_compute_use
-union all
-select * from storage_use
-union all
-select * from group_storage_use
+select * from group_use

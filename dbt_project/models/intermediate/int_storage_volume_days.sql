@@ -14,6 +14,12 @@
     )
 }}
 
+{#- The figures a day without a reading of them carries from the last one that had it, with their types. -#}
+{%- set carried_figures = {
+    'used_bytes': 'bigint', 'capacity_bytes': 'bigint', 'quota_bytes': 'bigint', 'file_count': 'bigint',
+    'last_modified_at': 'timestamptz',
+} %}
+
 {#- Every volume on every day from its first row to its latest (docs block storage_rule): a day without a row (no
     collection read it), or a row without a figure (kubelet reports a PVC only while a pod mounts it), has the last
     known figure. Owners: the email the row gives, else the one user whose pods showed its name (never guessed).
@@ -144,11 +150,9 @@ carried_in as (
         {%- for column in storage_volume_key() %}
         null::text as {{ column }},
         {%- endfor %}
-        null::bigint as used_bytes,
-        null::bigint as capacity_bytes,
-        null::bigint as quota_bytes,
-        null::bigint as file_count,
-        null::timestamptz as last_modified_at
+    {%- for figure, type in carried_figures.items() %}
+    null::{{ type }} as {{ figure }}{{ ',' if not loop.last }}
+    {%- endfor %}
     where false
 ),
 
@@ -159,12 +163,10 @@ numbered_rows as (
     select
         window_rows.*,
         coalesce(window_rows.user_email, name_owners.user_email) as owner_email,
-        lead(window_rows.storage_day) over volume_days as next_row_day,
-        count(window_rows.used_bytes) over volume_days as used_known,
-        count(window_rows.capacity_bytes) over volume_days as capacity_known,
-        count(window_rows.quota_bytes) over volume_days as quota_known,
-        count(window_rows.file_count) over volume_days as files_known,
-        count(window_rows.last_modified_at) over volume_days as modified_known
+        {%- for figure in carried_figures %}
+        count(window_rows.{{ figure }}) over volume_days as {{ figure }}_known,
+        {%- endfor %}
+        lead(window_rows.storage_day) over volume_days as next_row_day
     from window_rows
     left join name_owners on window_rows.owner_name = name_owners.shown_name
     window volume_days as (
@@ -175,22 +177,12 @@ numbered_rows as (
 
 carried_rows as (
     select
-        numbered_rows.*,
-        max(numbered_rows.used_bytes)
-            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.used_known)
-            as used_carried,
-        max(numbered_rows.capacity_bytes)
-            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.capacity_known)
-            as capacity_carried,
-        max(numbered_rows.quota_bytes)
-            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.quota_known)
-            as quota_carried,
-        max(numbered_rows.file_count)
-            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.files_known)
-            as files_carried,
-        max(numbered_rows.last_modified_at)
-            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.modified_known)
-            as modified_carried
+        {%- for figure in carried_figures %}
+        max(numbered_rows.{{ figure }})
+            over (partition by {{ storage_volume_key() | join(', ') }}, numbered_rows.{{ figure }}_known)
+            as {{ figure }}_carried,
+        {%- endfor %}
+        numbered_rows.*
     from numbered_rows
 ),
 
@@ -216,16 +208,14 @@ figures as (
         volume_days.owner_name,
         volume_days.owner_email as user_email,
         volume_days.server_name,
-        coalesce(volume_days.used_carried, carried_in.used_bytes) as used_bytes,
+        {%- for figure in carried_figures %}
+        coalesce(volume_days.{{ figure }}_carried, carried_in.{{ figure }}) as {{ figure }},
+        {%- endfor %}
         case
             when volume_days.covered_day = volume_days.storage_day and volume_days.largest_used_bytes is not null
                 then volume_days.largest_used_bytes
-            else coalesce(volume_days.used_carried, carried_in.used_bytes)
+            else coalesce(volume_days.used_bytes_carried, carried_in.used_bytes)
         end as largest_used_bytes,
-        coalesce(volume_days.capacity_carried, carried_in.capacity_bytes) as capacity_bytes,
-        coalesce(volume_days.quota_carried, carried_in.quota_bytes) as quota_bytes,
-        coalesce(volume_days.files_carried, carried_in.file_count) as file_count,
-        coalesce(volume_days.modified_carried, carried_in.last_modified_at) as last_modified_at,
         volume_days.covered_day > volume_days.storage_day or volume_days.used_bytes is null as used_carried_forward
     from volume_days
     left join carried_in on {{ session_key_matches('carried_in', 'volume_days', storage_volume_key()) }}
