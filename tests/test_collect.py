@@ -292,7 +292,7 @@ def test_unexpected_database_errors_are_one_line(migrated, database, monkeypatch
     def refuse(*args, **kwargs):
         raise psycopg.errors.InsufficientPrivilege("permission denied for schema analytics")
 
-    monkeypatch.setattr("loader.export._query", refuse)
+    monkeypatch.setattr("loader.export.query_marts", refuse)
     result = run_cli(database, monkeypatch, "export", "usage")
     assert result.exit_code == 1
     assert result.output.strip() == (

@@ -238,12 +238,7 @@ def storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(datab
     }
 
 
-# One class per seed: each is a unit of its own for pytest-xdist (--dist loadscope).
-class TestStorageMartsSeed3:
-    def test_storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(self, database, conn):
-        storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(database, conn, 3)
-
-
-class TestStorageMartsSeed41:
-    def test_storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(self, database, conn):
-        storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(database, conn, 41)
+# The stream's shape (gaps, late rows, rematches, a deletion, Prometheus down) is the same for every seed; one seed
+# keeps the suite within its time (mutations of the gap fill and of the rematch fail it).
+def test_storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(database, conn):
+    storage_marts_equal_the_reference_built_in_cycles_and_from_all_history(database, conn, 3)
