@@ -117,6 +117,8 @@ def test_an_unreachable_database_is_1_also_for_check(tmp_path):
         assert result.exit_code == ExitCode.FAILED, (command, result.output)
         assert json.loads(result.stdout)["exit_code"] == 1
         assert result.stderr.startswith("Error: cannot connect to PostgreSQL at postgres@127.0.0.1:1/nope")
+        if command == ["build"]:  # failed before dbt ran: nothing published, and --json says so
+            assert json.loads(result.stdout)["published"] is False
 
 
 def test_a_wrong_command_line_or_configuration_is_2(collected, tmp_path):

@@ -15,9 +15,18 @@ def build(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The dbt build that follows every collection (models, seeds and snapshots; `check` runs the data tests)."""
+    from loader.build import FailedBuild
     from loader.build import build as run_build
+    from loader.dbt_runner import DbtOutcome
 
-    result = run_build(settings(), full_refresh=full_refresh, output_to_stderr=as_json)
+    try:
+        result = run_build(settings(), full_refresh=full_refresh, output_to_stderr=as_json)
+    except Exception as error:
+        if not hasattr(error, "result"):
+            # It failed outside dbt (one of the loader's own statements, the connection): nothing was published
+            # either, and --json says so; the error keeps its message and exit code.
+            error.result = FailedBuild(DbtOutcome("build", False), "loader")  # type: ignore[attr-defined]
+        raise
     if result.rebuilt_from_version:
         typer.echo(
             f"the marts were built under rules version {result.rebuilt_from_version!r}; rebuilt them from all history",
