@@ -165,9 +165,10 @@ def _per_scope(
 ) -> list[tuple[str, list[Any]]]:
     """(scope, values) rows of `select` over `source` (whose `{schema}` and `%(first)s`/`%(last)s` are filled in),
     for each department (or Other) and for the whole hub, optionally per `by` as well; in the query's order."""
-    groups = f"({{scope}}, {by}), ({by})" if by else "({scope}), ()"
+    # Two aggregates rather than GROUPING SETS, which Citus cannot run over distributed tables (spec 3.2).
     query = sql.SQL(
-        f"select {{scope}}, grouping({{scope}}) = 1, {select} from {source} group by grouping sets ({groups})"
+        f"select {{scope}}, false, {select} from {source} group by {{scope}}{', ' + by if by else ''}"
+        f" union all select null, true, {select} from {source}{' group by ' + by if by else ''}"
     ).format(scope=_scope_column(kept), schema=schema)
     rows = _rows(conn, query, {"first": period.first_day, "last": period.last_day})
     return [(HUB if is_hub else scope, values) for scope, is_hub, *values in rows]
