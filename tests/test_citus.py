@@ -11,10 +11,11 @@ import psycopg
 import pytest
 
 from loader.graph_source import DirectoryEntry
+from loader.hub_source import HubServer, HubSnapshot
 from loader.migrate import migrate
 from loader.raw_store import emails_to_look_up, write_directory_entries
 from tests.conftest import settings_for
-from tests.dbt_helpers import copy_without_run_id, load_batch, observation
+from tests.dbt_helpers import copy_without_run_id, dbt, load_batch, observation
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +173,106 @@ def test_a_single_node_history_moves_onto_citus_with_every_row(engine_servers, d
         assert "already holds rows" in again.output and len(again.output.strip().splitlines()) == 1
     finally:
         single_node.drop_database(source)
+
+
+# The per-user marts (dbt_project/macros/distribute_by_user.sql): each incremental one and the tables per person.
+DISTRIBUTED_MARTS = {
+    "int_hub_activity": "user_email",
+    "user_sessions": "user_email",
+    "int_session_day_parts": "user_email",
+    "session_days": "user_email",
+    "user_session_stats": "user_email",
+    "hourly_pod_usage": "user_email",
+    "users": "email",
+}
+INCREMENTAL_PER_USER = [
+    "user_sessions",
+    "int_session_day_parts",
+    "session_days",
+    "user_session_stats",
+    "hourly_pod_usage",
+]
+# What holds raw rows: a step that gathers any of these on the coordinator is a copy of history.
+RAW_ROW_TABLES = ("container_observations", "container_observations_overflow", "hub_servers")
+
+
+def mart_tables(conn: psycopg.Connection) -> dict[str, tuple[str, str, int]]:
+    return {
+        name.split(".")[-1]: (kind, column, colocation)
+        for name, kind, column, colocation in conn.execute(
+            "select table_name::text, citus_table_type, distribution_column, colocation_id from citus_tables"
+            " where table_name::text like 'analytics.%'"
+        ).fetchall()
+    }
+
+
+def relations_in(plan: object) -> set[str]:
+    """The tables a plan (EXPLAIN's JSON) scans, by name without the shard number."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Relation Name" in plan:
+            found.add(plan["Relation Name"].rsplit("_", 1)[0])
+        for value in plan.values():
+            found |= relations_in(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= relations_in(value)
+    return found
+
+
+def explained(conn: psycopg.Connection, statement: str) -> dict:
+    return conn.execute(f"explain (format json) {statement}").fetchone()[0][0]["Plan"]
+
+
+def test_the_marts_are_distributed_by_user_and_the_cycle_runs_on_the_workers(database, conn, tmp_path):
+    """Per-user marts distributed by the user, co-located with the raw tables, after the first build, a cycle and a
+    full refresh; each incremental per-user model's cycle statement runs on the workers (one task per shard) and
+    nothing it gathers on the coordinator beforehand holds raw rows (only the watermarks' few values)."""
+    settings = settings_for(database)
+    conn.autocommit = True
+    migrate(conn, settings.raw_schema, settings.bootstrap_sql_dir)
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def batch(first_tick: int) -> list:
+        return [
+            observation(f"user{n}@x.edu", f"jupyter-user{n}", "cpu-1", at + timedelta(minutes=5 * tick))
+            for n in range(6)
+            for tick in range(first_tick, first_tick + 4)
+        ]
+
+    def hub(rows: list) -> HubSnapshot:
+        servers = {row.user_email: HubServer(row.user_name, "", row.timestamp, at, None, True) for row in rows}
+        return HubSnapshot(list(servers.values()), None)
+
+    load_batch(conn, settings, batch(0), hub=hub(batch(0)))
+    dbt(settings, "run", "--select", "+user_sessions", *DISTRIBUTED_MARTS)
+    observations_group = citus_tables(conn)["container_observations"][2]
+    assert {name: mart_tables(conn).get(name) for name in DISTRIBUTED_MARTS} == {
+        name: ("distributed", column, observations_group) for name, column in DISTRIBUTED_MARTS.items()
+    }
+
+    late = batch(4)
+    load_batch(conn, settings, late, hub=hub(late))
+    dbt(settings, "compile", "--select", *INCREMENTAL_PER_USER, "--target-path", str(tmp_path))
+    shards = conn.execute(
+        "select shard_count from citus_tables where table_name = 'raw.container_observations'::regclass"
+    ).fetchone()[0]
+    for name in INCREMENTAL_PER_USER:
+        compiled = next(tmp_path.glob(f"compiled/**/{name}.sql")).read_text()
+        plan = explained(conn, compiled)
+        job = plan["Distributed Query"]["Job"]
+        assert job["Task Count"] == shards, name
+        gathered = set().union(*(relations_in(sub) for sub in plan["Distributed Query"].get("Subplans", [])))
+        assert not gathered & set(RAW_ROW_TABLES), f"{name} gathers {sorted(gathered)} on the coordinator"
+        assert relations_in(job) & {"container_observations", "user_sessions"}, name
+
+    dbt(settings, "run", "--select", *DISTRIBUTED_MARTS)
+    assert conn.execute("select count(*), sum(observation_count) from analytics.user_sessions").fetchone() == (6, 48)
+    assert conn.execute(
+        "select count(*) from analytics.user_sessions where last_hub_last_activity is not null"
+    ).fetchone() == (6,)
+    dbt(settings, "run", "--select", *DISTRIBUTED_MARTS, "--full-refresh")
+    assert {name: mart_tables(conn).get(name)[:2] for name in DISTRIBUTED_MARTS} == {
+        name: ("distributed", column) for name, column in DISTRIBUTED_MARTS.items()
+    }
+    assert conn.execute("select count(*), sum(observation_count) from analytics.user_sessions").fetchone() == (6, 48)

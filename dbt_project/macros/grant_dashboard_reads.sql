@@ -39,8 +39,7 @@
 {#- The Citus tables (distributed or reference) that the views among `relations` read, through views and
     ephemeral models. -#}
 {% macro distributed_tables_read_by(relations) %}
-    {%- set found = run_query("select 1 from pg_extension where extname = 'citus'") -%}
-    {%- if found.rows | length == 0 -%}
+    {%- if not on_citus() -%}
         {{ return([]) }}
     {%- endif -%}
     {%- set distributed = run_query(

@@ -1,7 +1,7 @@
 {#- Every observation as the session models read it: the staged observations of both observation tables, each with
     what the hub said at that collection about the pod's server (docs block activity_rule): its last activity. An
-    observation maps to the hub's server by the collection's run id, the user's hub username (users.user_id, kept
-    current by collection) and the server name; observations of collections that did not read the hub get null. -#}
+    observation maps to the hub's server by the collection's run id, its user (int_hub_activity, by email) and the
+    server name; observations of collections that did not read the hub get null. -#}
 
 with
 
@@ -9,26 +9,20 @@ observations as (
     select * from {{ ref('stg_raw__container_observations') }}
 ),
 
-directory as (
-    select * from {{ ref('stg_raw__users') }}
-),
-
-hub_servers as (
-    select * from {{ ref('stg_raw__hub_servers') }}
+hub_activity as (
+    select * from {{ ref('int_hub_activity') }}
 ),
 
 with_activity as (
     select
         observations.*,
-        hub_servers.last_activity as hub_last_activity
+        hub_activity.last_activity as hub_last_activity
     from observations
-    left join directory on observations.user_email = directory.email
-    left join hub_servers
+    left join hub_activity
         on
-            observations.collector_run_id = hub_servers.collector_run_id
-            and directory.user_id = hub_servers.hub_user_name
-            and observations.server_name = hub_servers.server_name
+            observations.user_email = hub_activity.user_email
+            and observations.collector_run_id = hub_activity.collector_run_id
+            and observations.server_name = hub_activity.server_name
 )
 
--- The staged columns, whatever they are, and the hub's activity: this model adds, never picks.
 select * from with_activity  -- noqa: AM04

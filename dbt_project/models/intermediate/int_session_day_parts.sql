@@ -6,6 +6,7 @@
         incremental_strategy='replace_from',
         meta={'replace': {'key': session_key(), 'from': 'day'}},
         on_schema_change='fail',
+        post_hook="{{ distribute_by_user() }}",
         indexes=[
             {'columns': ['session_id']},
             {'columns': ['day']},
@@ -36,11 +37,11 @@ with
 
 {% if is_incremental() %}
 
-new_observations as (
+new_observations as {{ inlined_on_citus() }} (
     {{ observations_of_new_runs() }}
 ),
 
-touched_keys as (
+touched_keys as {{ inlined_on_citus() }} (
     select
         {{ key }},
         min(observed_at) as earliest_new_observation
@@ -49,7 +50,7 @@ touched_keys as (
 ),
 
 -- The key's last stored part: its part_end is the last stored observation.
-tails as (
+tails as {{ inlined_on_citus() }} (
     select
         touched_keys.*,
         tail.day as tail_day,
@@ -69,7 +70,7 @@ tails as (
 ),
 
 -- Appending keys continue from their last stored observation; its day's parts are replaced.
-appending_keys as (
+appending_keys as {{ inlined_on_citus() }} (
     select
         {{ key }},
         last_stored_observation as anchor_at,
@@ -85,7 +86,7 @@ appending_keys as (
 -- observations are in; a key with no stored part (a new pod) has no earlier observation and looks up nothing.
 -- A stored observation lies in a part that starts at or before it, and a part starts at an observation or at a
 -- midnight that cuts a stretch, which begins at most one session gap earlier.
-late_keys as (
+late_keys as {{ inlined_on_citus() }} (
     select
         {%- for column in session_key() %}
         tails.{{ column }},
@@ -116,7 +117,7 @@ late_keys as (
     where tails.last_stored_observation is null or tails.last_stored_observation >= tails.earliest_new_observation
 ),
 
-late_anchors as (
+late_anchors as {{ inlined_on_citus() }} (
     select
         late_keys.*,
         anchor.observed_at as anchor_at,
@@ -156,7 +157,7 @@ late_anchors as (
     ) as anchor_part on true
 ),
 
-anchors as (
+anchors as {{ inlined_on_citus() }} (
     select {{ key }}, anchor_at, anchor_session_start, replace_from from appending_keys
     union all
     select {{ key }}, anchor_at, anchor_session_start, replace_from from late_anchors
@@ -164,7 +165,7 @@ anchors as (
 
 -- Each key's anchor observation: it opens the first stretch; its own point lies in a part that is kept. An index
 -- look-up per key, whatever the history.
-anchor_observations as (
+anchor_observations as {{ inlined_on_citus() }} (
     select
         anchor_observation.*,
         true as is_anchor,
@@ -181,7 +182,7 @@ anchor_observations as (
     ) as anchor_observation
 ),
 
-stream as (
+stream as {{ inlined_on_citus() }} (
     select * from anchor_observations
 
     union all
@@ -216,7 +217,7 @@ stream as (
 
 {% else %}
 
-stream as (
+stream as {{ inlined_on_citus() }} (
     select
         *,
         false as is_anchor,
@@ -227,7 +228,7 @@ stream as (
 
 {% endif %}
 
-steps as (
+steps as {{ inlined_on_citus() }} (
     select
         *,
         lag(observed_at) over by_key as previous_observed_at,
@@ -239,7 +240,7 @@ steps as (
     window by_key as (partition by {{ key }} order by observed_at)
 ),
 
-marked as (
+marked as {{ inlined_on_citus() }} (
     select
         *,
         case
@@ -249,7 +250,7 @@ marked as (
     from steps
 ),
 
-numbered as (
+numbered as {{ inlined_on_citus() }} (
     select
         *,
         sum(session_start_marker) over (
@@ -260,7 +261,7 @@ numbered as (
     from marked
 ),
 
-sessioned as (
+sessioned as {{ inlined_on_citus() }} (
     select
         *,
         {{ utc_day('previous_observed_at') }} as previous_day_start,
@@ -272,7 +273,7 @@ sessioned as (
     from numbered
 ),
 
-pieces as (
+pieces as {{ inlined_on_citus() }} (
     -- Each observation: a point on its day (the anchor's is in a part that is kept).
     select
         {{ key }},
@@ -303,16 +304,22 @@ pieces as (
         {{ stretch_seconds(column.rule, 'previous_' ~ input, input, part_length) }} as {{ column.name }},
         {%- endfor %}
         collector_run_id
-    -- A function in FROM sees the earlier FROM items (LATERAL is implied).
-    from sessioned
-    cross join generate_series(previous_day_start, day_start_of_observation, interval '1 day') as day_start
-    where
-        session_start_marker = 0
-        and not is_anchor
-        and day_start >= replace_from
+    -- The days a stretch touches come from a set-returning function in a subquery's select list, not in FROM:
+    -- Citus runs that on the workers, but gathers on the coordinator whatever a function in FROM joins (spec 3.2).
+    from (
+        select
+            sessioned.*,
+            generate_series(sessioned.previous_day_start, sessioned.day_start_of_observation, interval '1 day')
+                as day_start
+        from sessioned
+        where
+            sessioned.session_start_marker = 0
+            and not sessioned.is_anchor
+    ) as stretch_days
+    where day_start >= replace_from
 ),
 
-new_parts as (
+new_parts as {{ inlined_on_citus() }} (
     select
         {{ key }},
         session_start,
@@ -331,7 +338,7 @@ new_parts as (
 {% if is_incremental() %}
 
 -- Appending keys: the stored parts of the last stored observation's day, with the new pieces added.
-stored_tail_parts as (
+stored_tail_parts as {{ inlined_on_citus() }} (
     select tail_parts.*
     from appending_keys
     cross join lateral (
@@ -344,7 +351,7 @@ stored_tail_parts as (
     ) as tail_parts
 ),
 
-parts as (
+parts as {{ inlined_on_citus() }} (
     select
         {%- for column in session_key() %}
         coalesce(new_parts.{{ column }}, stored_tail_parts.{{ column }}) as {{ column }},
@@ -369,13 +376,13 @@ parts as (
 
 {% else %}
 
-parts as (
+parts as {{ inlined_on_citus() }} (
     select * from new_parts
 ),
 
 {% endif %}
 
-final as (
+final as {{ inlined_on_citus() }} (
     select
         {{ session_id() }} as session_id,
         {{ key }},

@@ -6,6 +6,7 @@
         incremental_strategy='delete+insert',
         unique_key=['bucket', 'user_email', 'pod_name'],
         on_schema_change='fail',
+        post_hook="{{ distribute_by_user() }}",
         indexes=[
             {'columns': ['bucket']},
             {'columns': ['user_email', 'pod_name', 'bucket']},
@@ -22,11 +23,11 @@ with
 
 {% if is_incremental() %}
 
-new_observations as (
+new_observations as {{ inlined_on_citus() }} (
     {{ observations_of_new_runs('user_email, pod_name, ' ~ utc_hour('observed_at') ~ ' as bucket') }}
 ),
 
-touched_hours as (
+touched_hours as {{ inlined_on_citus() }} (
     select distinct
         user_email,
         pod_name,
@@ -35,7 +36,7 @@ touched_hours as (
 ),
 
 -- LATERAL keeps this an index range scan per user, pod and hour, whatever the history.
-observations as (
+observations as {{ inlined_on_citus() }} (
     select hour_observations.*
     from touched_hours
     cross join lateral (
@@ -52,13 +53,13 @@ observations as (
 
 {% else %}
 
-observations as (
+observations as {{ inlined_on_citus() }} (
     select * from {{ ref('int_observations') }}
 ),
 
 {% endif %}
 
-hours as (
+hours as {{ inlined_on_citus() }} (
     select
         {{ utc_hour('observed_at') }} as bucket,
         cluster,
@@ -81,7 +82,7 @@ hours as (
 -- panel sums it instead of counting distinct pods (which sorts every row of its range: seconds over a year).
 -- Every row of a pod's hour is recounted together (the incremental key holds user, pod and hour), so the mark
 -- stays exact.
-counted_hours as (
+counted_hours as {{ inlined_on_citus() }} (
     select
         hours.*,
         (row_number() over (

@@ -6,6 +6,7 @@
         incremental_strategy='replace_from',
         meta={'replace': {'key': session_key(), 'from': 'session_start'}},
         on_schema_change='fail',
+        post_hook="{{ distribute_by_user() }}",
         indexes=[
             {'columns': ['day']},
             {'columns': ['session_id']},
@@ -26,7 +27,7 @@ with
 {% if is_incremental() %}
 
 -- The keys new observations fall in, and the earliest of them.
-touched_keys as (
+touched_keys as {{ inlined_on_citus() }} (
     select
         {{ session_key() | join(', ') }},
         min(observed_at) as earliest_new_observation
@@ -36,7 +37,7 @@ touched_keys as (
 
 -- As in user_sessions: a session ending more than the gap before the earliest new observation cannot have
 -- changed; the earliest one that can (merged, extended, or split by a new pod uid) is where replacing starts.
-changed_keys as (
+changed_keys as {{ inlined_on_citus() }} (
     select
         {%- for column in session_key() %}
         touched_keys.{{ column }},
@@ -54,7 +55,7 @@ changed_keys as (
     from touched_keys
 ),
 
-sessions as (
+sessions as {{ inlined_on_citus() }} (
     select key_sessions.*
     from changed_keys
     cross join lateral (
@@ -67,30 +68,31 @@ sessions as (
     ) as key_sessions
 ),
 
-parts as (
+parts as {{ inlined_on_citus() }} (
     select session_parts.*
     from sessions
     cross join lateral (
         select day_parts.*
         from {{ ref('int_session_day_parts') }} as day_parts
-        where day_parts.session_id = sessions.session_id
+        -- The user as well: a session's parts are on its user's worker (spec 3.2).
+        where day_parts.user_email = sessions.user_email and day_parts.session_id = sessions.session_id
         offset 0  -- noqa: AM09
     ) as session_parts
 ),
 
 {% else %}
 
-sessions as (
+sessions as {{ inlined_on_citus() }} (
     select * from {{ ref('user_sessions') }}
 ),
 
-parts as (
+parts as {{ inlined_on_citus() }} (
     select * from {{ ref('int_session_day_parts') }}
 ),
 
 {% endif %}
 
-days as (
+days as {{ inlined_on_citus() }} (
     select
         parts.session_id,
         {%- for column in session_key() %}
@@ -117,7 +119,7 @@ days as (
         parts.gpu_idle_seconds,
         sessions.last_collector_run_id
     from parts
-    inner join sessions on parts.session_id = sessions.session_id
+    inner join sessions on parts.user_email = sessions.user_email and parts.session_id = sessions.session_id
 )
 
 select

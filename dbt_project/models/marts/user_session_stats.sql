@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key='user_email',
         on_schema_change='fail',
+        post_hook="{{ distribute_by_user() }}",
         indexes=[
             {'columns': ['user_email'], 'unique': True},
             {'columns': ['last_collector_run_id']},
@@ -19,16 +20,16 @@ with
 
 {% if is_incremental() %}
 
-changed_sessions as (
+changed_sessions as {{ inlined_on_citus() }} (
     {{ sessions_changed_since_last_run() }}
 ),
 
-touched_users as (
+touched_users as {{ inlined_on_citus() }} (
     select distinct changed_sessions.user_email from changed_sessions
 ),
 
 -- LATERAL keeps this a per-user index range scan, whatever the table's size.
-sessions as (
+sessions as {{ inlined_on_citus() }} (
     select user_history.*
     from touched_users
     cross join lateral (
@@ -42,13 +43,13 @@ sessions as (
 
 {% else %}
 
-sessions as (
+sessions as {{ inlined_on_citus() }} (
     select * from {{ ref('user_sessions') }}
 ),
 
 {% endif %}
 
-hours_per_container as (
+hours_per_container as {{ inlined_on_citus() }} (
     select
         user_email,
         container_base,
@@ -58,7 +59,7 @@ hours_per_container as (
     group by user_email, container_base
 ),
 
-favorite_containers as (
+favorite_containers as {{ inlined_on_citus() }} (
     select
         user_email,
         container_base as favorite_container,
@@ -70,7 +71,7 @@ favorite_containers as (
     from hours_per_container
 ),
 
-per_user as (
+per_user as {{ inlined_on_citus() }} (
     select
         user_email,
         sum(runtime_hours) as total_hours,

@@ -6,8 +6,9 @@
         incremental_strategy='replace_from',
         meta={'replace': {'key': session_key(), 'from': 'session_start'}},
         on_schema_change='fail',
+        post_hook="{{ distribute_by_user() }}",
         indexes=[
-            {'columns': ['session_id'], 'unique': True},
+            {'columns': ['session_id', 'user_email'], 'unique': True},
             {'columns': session_key_indexed_columns() + ['session_start']},
             {'columns': ['last_collector_run_id']},
             {'columns': ['session_start']},
@@ -29,11 +30,11 @@ with
 
 {% if is_incremental() %}
 
-new_observations as (
+new_observations as {{ inlined_on_citus() }} (
     {{ observations_of_new_runs() }}
 ),
 
-new_steps as (
+new_steps as {{ inlined_on_citus() }} (
     select
         *,
         lag(observed_at) over new_in_order as previous_observed_at,
@@ -46,7 +47,7 @@ new_steps as (
 ),
 
 -- What a key's new observations would add to its open session, summed up without its history.
-touched_keys as (
+touched_keys as {{ inlined_on_citus() }} (
     select
         {{ key }},
         min(observed_at) as earliest_new_observation,
@@ -67,7 +68,7 @@ touched_keys as (
 ),
 
 -- Each touched key's latest stored session, by index look-up.
-open_sessions as (
+open_sessions as {{ inlined_on_citus() }} (
     select
         touched_keys.*,
         {%- for column in stored %}
@@ -89,7 +90,7 @@ open_sessions as (
 -- predecessor, agreeing with the session's image and pod uid. Then no boundary can appear, the session's most
 -- frequent image stays the most frequent, and its row is updated from what is stored. Anything else (late or
 -- out-of-order observations, a uid or image change, a new session) is recomputed exactly below.
-extended_sessions as (
+extended_sessions as {{ inlined_on_citus() }} (
     select
         {{ key }},
         open_session_start as session_start,
@@ -111,7 +112,7 @@ extended_sessions as (
 
 -- Sessions ending more than the gap before the earliest new observation cannot change; the earliest session
 -- that can, starts where recomputation starts. Per key, by index look-up.
-recompute_windows as (
+recompute_windows as {{ inlined_on_citus() }} (
     select
         {%- for column in session_key() %}
         open_sessions.{{ column }},
@@ -134,7 +135,7 @@ recompute_windows as (
 ),
 
 -- LATERAL keeps this a per-key index range scan, whatever the table's size.
-observations as (
+observations as {{ inlined_on_citus() }} (
     select window_observations.*
     from recompute_windows
     cross join lateral (
@@ -150,13 +151,13 @@ observations as (
 
 {% else %}
 
-observations as (
+observations as {{ inlined_on_citus() }} (
     select * from {{ ref('int_observations') }}
 ),
 
 {% endif %}
 
-observations_with_previous as (
+observations_with_previous as {{ inlined_on_citus() }} (
     select
         *,
         lag(observed_at) over by_key as previous_observed_at,
@@ -168,7 +169,7 @@ observations_with_previous as (
     window by_key as (partition by {{ key }} order by observed_at)
 ),
 
-session_starts as (
+session_starts as {{ inlined_on_citus() }} (
     select
         *,
         {{ starts_a_session('observed_at - previous_observed_at', 'pod_uid', 'previous_pod_uid') }}
@@ -176,7 +177,7 @@ session_starts as (
     from observations_with_previous
 ),
 
-session_numbers as (
+session_numbers as {{ inlined_on_citus() }} (
     select
         *,
         sum(session_start_marker) over (
@@ -187,7 +188,7 @@ session_numbers as (
     from session_starts
 ),
 
-recomputed_sessions as (
+recomputed_sessions as {{ inlined_on_citus() }} (
     select
         {{ key }},
         min(observed_at) as session_start,
@@ -201,7 +202,7 @@ recomputed_sessions as (
     group by {{ key }}, session_number
 ),
 
-sessions as (
+sessions as {{ inlined_on_citus() }} (
     select * from recomputed_sessions
     {%- if is_incremental() %}
 
@@ -211,7 +212,7 @@ sessions as (
     {%- endif %}
 ),
 
-final as (
+final as {{ inlined_on_citus() }} (
     select
         {{ session_id() }} as session_id,
         {{ key }},

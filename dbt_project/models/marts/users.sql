@@ -1,4 +1,10 @@
-{{ config(materialized='table', indexes=[{'columns': ['email'], 'unique': True}]) }}
+{{
+    config(
+        materialized='table',
+        indexes=[{'columns': ['email'], 'unique': True}],
+        post_hook="{{ distribute_by_user('email') }}",
+    )
+}}
 
 with
 
