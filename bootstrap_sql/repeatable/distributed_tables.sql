@@ -4,7 +4,8 @@
 -- co-located, so that what one person did lives on one worker and every per-user statement runs there:
 -- container_observations and container_observations_overflow by user_email, users by email, and the hub's
 -- snapshots (hub_servers, hub_group_members) and pending_pods by their user column. collector_runs, small and
--- read by every incremental window, is a reference table (a copy on every node). Distributing copies a table's
+-- read by every incremental window, is a reference table (a copy on every node), and so are the storage tables
+-- (storage_observations, hub_names_seen). Distributing copies a table's
 -- rows into its shards; the coordinator's local copy is kept as Citus leaves it (never truncated here).
 --
 -- Other writers' rows still get a run id: the column default external_collector_run_id() (bootstrap_sql/0010)
@@ -37,9 +38,15 @@ begin
         return;
     end if;
 
-    if not exists (select from pg_dist_partition where logicalrelid = 'collector_runs'::regclass) then
-        perform create_reference_table('collector_runs');
-    end if;
+    -- Reference tables: collector_runs, and the storage tables, whose rows may have no user (a volume whose owner
+    -- nobody showed) and grow by a row per volume and day, not per collection.
+    for distributed in
+        select * from (values ('collector_runs'), ('storage_observations'), ('hub_names_seen')) as tables (table_name)
+    loop
+        if not exists (select from pg_dist_partition where logicalrelid = distributed.table_name::regclass) then
+            perform create_reference_table(distributed.table_name::regclass);
+        end if;
+    end loop;
     -- The first table sets the co-location group; the others join it.
     for distributed in
         select *
