@@ -33,15 +33,18 @@
 {%- set stretches = stretch_columns() %}
 {%- set part_length = "least(observed_at, day_start + interval '1 day') - greatest(previous_observed_at, day_start)" %}
 
+{#- Asked once per model (it is a query): see inlined_on_citus. -#}
+{%- set inlined = inlined_on_citus() %}
+
 with
 
 {% if is_incremental() %}
 
-new_observations as {{ inlined_on_citus() }} (
+new_observations as {{ inlined }} (
     {{ observations_of_new_runs() }}
 ),
 
-touched_keys as {{ inlined_on_citus() }} (
+touched_keys as {{ inlined }} (
     select
         {{ key }},
         min(observed_at) as earliest_new_observation
@@ -50,7 +53,7 @@ touched_keys as {{ inlined_on_citus() }} (
 ),
 
 -- The key's last stored part: its part_end is the last stored observation.
-tails as {{ inlined_on_citus() }} (
+tails as {{ inlined }} (
     select
         touched_keys.*,
         tail.day as tail_day,
@@ -70,7 +73,7 @@ tails as {{ inlined_on_citus() }} (
 ),
 
 -- Appending keys continue from their last stored observation; its day's parts are replaced.
-appending_keys as {{ inlined_on_citus() }} (
+appending_keys as {{ inlined }} (
     select
         {{ key }},
         last_stored_observation as anchor_at,
@@ -86,7 +89,7 @@ appending_keys as {{ inlined_on_citus() }} (
 -- observations are in; a key with no stored part (a new pod) has no earlier observation and looks up nothing.
 -- A stored observation lies in a part that starts at or before it, and a part starts at an observation or at a
 -- midnight that cuts a stretch, which begins at most one session gap earlier.
-late_keys as {{ inlined_on_citus() }} (
+late_keys as {{ inlined }} (
     select
         {%- for column in session_key() %}
         tails.{{ column }},
@@ -117,7 +120,7 @@ late_keys as {{ inlined_on_citus() }} (
     where tails.last_stored_observation is null or tails.last_stored_observation >= tails.earliest_new_observation
 ),
 
-late_anchors as {{ inlined_on_citus() }} (
+late_anchors as {{ inlined }} (
     select
         late_keys.*,
         anchor.observed_at as anchor_at,
@@ -157,7 +160,7 @@ late_anchors as {{ inlined_on_citus() }} (
     ) as anchor_part on true
 ),
 
-anchors as {{ inlined_on_citus() }} (
+anchors as {{ inlined }} (
     select {{ key }}, anchor_at, anchor_session_start, replace_from from appending_keys
     union all
     select {{ key }}, anchor_at, anchor_session_start, replace_from from late_anchors
@@ -165,7 +168,7 @@ anchors as {{ inlined_on_citus() }} (
 
 -- Each key's anchor observation: it opens the first stretch; its own point lies in a part that is kept. An index
 -- look-up per key, whatever the history.
-anchor_observations as {{ inlined_on_citus() }} (
+anchor_observations as {{ inlined }} (
     select
         anchor_observation.*,
         true as is_anchor,
@@ -182,7 +185,7 @@ anchor_observations as {{ inlined_on_citus() }} (
     ) as anchor_observation
 ),
 
-stream as {{ inlined_on_citus() }} (
+stream as {{ inlined }} (
     select * from anchor_observations
 
     union all
@@ -217,7 +220,7 @@ stream as {{ inlined_on_citus() }} (
 
 {% else %}
 
-stream as {{ inlined_on_citus() }} (
+stream as {{ inlined }} (
     select
         *,
         false as is_anchor,
@@ -228,7 +231,7 @@ stream as {{ inlined_on_citus() }} (
 
 {% endif %}
 
-steps as {{ inlined_on_citus() }} (
+steps as {{ inlined }} (
     select
         *,
         lag(observed_at) over by_key as previous_observed_at,
@@ -240,7 +243,7 @@ steps as {{ inlined_on_citus() }} (
     window by_key as (partition by {{ key }} order by observed_at)
 ),
 
-marked as {{ inlined_on_citus() }} (
+marked as {{ inlined }} (
     select
         *,
         case
@@ -250,7 +253,7 @@ marked as {{ inlined_on_citus() }} (
     from steps
 ),
 
-numbered as {{ inlined_on_citus() }} (
+numbered as {{ inlined }} (
     select
         *,
         sum(session_start_marker) over (
@@ -261,7 +264,7 @@ numbered as {{ inlined_on_citus() }} (
     from marked
 ),
 
-sessioned as {{ inlined_on_citus() }} (
+sessioned as {{ inlined }} (
     select
         *,
         {{ utc_day('previous_observed_at') }} as previous_day_start,
@@ -273,7 +276,7 @@ sessioned as {{ inlined_on_citus() }} (
     from numbered
 ),
 
-pieces as {{ inlined_on_citus() }} (
+pieces as {{ inlined }} (
     -- Each observation: a point on its day (the anchor's is in a part that is kept).
     select
         {{ key }},
@@ -319,7 +322,7 @@ pieces as {{ inlined_on_citus() }} (
     where day_start >= replace_from
 ),
 
-new_parts as {{ inlined_on_citus() }} (
+new_parts as {{ inlined }} (
     select
         {{ key }},
         session_start,
@@ -338,7 +341,7 @@ new_parts as {{ inlined_on_citus() }} (
 {% if is_incremental() %}
 
 -- Appending keys: the stored parts of the last stored observation's day, with the new pieces added.
-stored_tail_parts as {{ inlined_on_citus() }} (
+stored_tail_parts as {{ inlined }} (
     select tail_parts.*
     from appending_keys
     cross join lateral (
@@ -351,7 +354,7 @@ stored_tail_parts as {{ inlined_on_citus() }} (
     ) as tail_parts
 ),
 
-parts as {{ inlined_on_citus() }} (
+parts as {{ inlined }} (
     select
         {%- for column in session_key() %}
         coalesce(new_parts.{{ column }}, stored_tail_parts.{{ column }}) as {{ column }},
@@ -376,13 +379,13 @@ parts as {{ inlined_on_citus() }} (
 
 {% else %}
 
-parts as {{ inlined_on_citus() }} (
+parts as {{ inlined }} (
     select * from new_parts
 ),
 
 {% endif %}
 
-final as {{ inlined_on_citus() }} (
+final as {{ inlined }} (
     select
         {{ session_id() }} as session_id,
         {{ key }},

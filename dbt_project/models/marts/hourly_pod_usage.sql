@@ -19,15 +19,18 @@
     both observation tables; the columns of raw.hourly_pod_usage, and `pods`. A table kept incrementally, so a panel reads only
     its time range: each build recounts just the hours of the users' pods that new observations fall in. -#}
 
+{#- Asked once per model (it is a query): see inlined_on_citus. -#}
+{%- set inlined = inlined_on_citus() %}
+
 with
 
 {% if is_incremental() %}
 
-new_observations as {{ inlined_on_citus() }} (
+new_observations as {{ inlined }} (
     {{ observations_of_new_runs('user_email, pod_name, ' ~ utc_hour('observed_at') ~ ' as bucket') }}
 ),
 
-touched_hours as {{ inlined_on_citus() }} (
+touched_hours as {{ inlined }} (
     select distinct
         user_email,
         pod_name,
@@ -36,7 +39,7 @@ touched_hours as {{ inlined_on_citus() }} (
 ),
 
 -- LATERAL keeps this an index range scan per user, pod and hour, whatever the history.
-observations as {{ inlined_on_citus() }} (
+observations as {{ inlined }} (
     select hour_observations.*
     from touched_hours
     cross join lateral (
@@ -53,13 +56,13 @@ observations as {{ inlined_on_citus() }} (
 
 {% else %}
 
-observations as {{ inlined_on_citus() }} (
+observations as {{ inlined }} (
     select * from {{ ref('int_observations') }}
 ),
 
 {% endif %}
 
-hours as {{ inlined_on_citus() }} (
+hours as {{ inlined }} (
     select
         {{ utc_hour('observed_at') }} as bucket,
         cluster,
@@ -82,7 +85,7 @@ hours as {{ inlined_on_citus() }} (
 -- panel sums it instead of counting distinct pods (which sorts every row of its range: seconds over a year).
 -- Every row of a pod's hour is recounted together (the incremental key holds user, pod and hour), so the mark
 -- stays exact.
-counted_hours as {{ inlined_on_citus() }} (
+counted_hours as {{ inlined }} (
     select
         hours.*,
         (row_number() over (

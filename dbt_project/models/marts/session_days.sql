@@ -22,12 +22,15 @@
     session's. Incremental like user_sessions: for every session key with a changed session, that key's sessions
     from the earliest changed one are joined to their day parts again and replace what was stored from there. -#}
 
+{#- Asked once per model (it is a query): see inlined_on_citus. -#}
+{%- set inlined = inlined_on_citus() %}
+
 with
 
 {% if is_incremental() %}
 
 -- The keys new observations fall in, and the earliest of them.
-touched_keys as {{ inlined_on_citus() }} (
+touched_keys as {{ inlined }} (
     select
         {{ session_key() | join(', ') }},
         min(observed_at) as earliest_new_observation
@@ -37,7 +40,7 @@ touched_keys as {{ inlined_on_citus() }} (
 
 -- As in user_sessions: a session ending more than the gap before the earliest new observation cannot have
 -- changed; the earliest one that can (merged, extended, or split by a new pod uid) is where replacing starts.
-changed_keys as {{ inlined_on_citus() }} (
+changed_keys as {{ inlined }} (
     select
         {%- for column in session_key() %}
         touched_keys.{{ column }},
@@ -55,7 +58,7 @@ changed_keys as {{ inlined_on_citus() }} (
     from touched_keys
 ),
 
-sessions as {{ inlined_on_citus() }} (
+sessions as {{ inlined }} (
     select key_sessions.*
     from changed_keys
     cross join lateral (
@@ -68,7 +71,7 @@ sessions as {{ inlined_on_citus() }} (
     ) as key_sessions
 ),
 
-parts as {{ inlined_on_citus() }} (
+parts as {{ inlined }} (
     select session_parts.*
     from sessions
     cross join lateral (
@@ -82,17 +85,17 @@ parts as {{ inlined_on_citus() }} (
 
 {% else %}
 
-sessions as {{ inlined_on_citus() }} (
+sessions as {{ inlined }} (
     select * from {{ ref('user_sessions') }}
 ),
 
-parts as {{ inlined_on_citus() }} (
+parts as {{ inlined }} (
     select * from {{ ref('int_session_day_parts') }}
 ),
 
 {% endif %}
 
-days as {{ inlined_on_citus() }} (
+days as {{ inlined }} (
     select
         parts.session_id,
         {%- for column in session_key() %}

@@ -16,20 +16,23 @@
 {#- Incremental: only users whose sessions changed since the last build are recomputed, from all
     of their sessions; the cost follows new data, not history. -#}
 
+{#- Asked once per model (it is a query): see inlined_on_citus. -#}
+{%- set inlined = inlined_on_citus() %}
+
 with
 
 {% if is_incremental() %}
 
-changed_sessions as {{ inlined_on_citus() }} (
+changed_sessions as {{ inlined }} (
     {{ sessions_changed_since_last_run() }}
 ),
 
-touched_users as {{ inlined_on_citus() }} (
+touched_users as {{ inlined }} (
     select distinct changed_sessions.user_email from changed_sessions
 ),
 
 -- LATERAL keeps this a per-user index range scan, whatever the table's size.
-sessions as {{ inlined_on_citus() }} (
+sessions as {{ inlined }} (
     select user_history.*
     from touched_users
     cross join lateral (
@@ -43,13 +46,13 @@ sessions as {{ inlined_on_citus() }} (
 
 {% else %}
 
-sessions as {{ inlined_on_citus() }} (
+sessions as {{ inlined }} (
     select * from {{ ref('user_sessions') }}
 ),
 
 {% endif %}
 
-hours_per_container as {{ inlined_on_citus() }} (
+hours_per_container as {{ inlined }} (
     select
         user_email,
         container_base,
@@ -59,7 +62,7 @@ hours_per_container as {{ inlined_on_citus() }} (
     group by user_email, container_base
 ),
 
-favorite_containers as {{ inlined_on_citus() }} (
+favorite_containers as {{ inlined }} (
     select
         user_email,
         container_base as favorite_container,
@@ -71,7 +74,7 @@ favorite_containers as {{ inlined_on_citus() }} (
     from hours_per_container
 ),
 
-per_user as {{ inlined_on_citus() }} (
+per_user as {{ inlined }} (
     select
         user_email,
         sum(runtime_hours) as total_hours,

@@ -26,15 +26,18 @@
 {%- set stored = stored_session_columns() %}
 {%- set junction = 'earliest_new_observation - open_session_end' %}
 
+{#- Asked once per model (it is a query): see inlined_on_citus. -#}
+{%- set inlined = inlined_on_citus() %}
+
 with
 
 {% if is_incremental() %}
 
-new_observations as {{ inlined_on_citus() }} (
+new_observations as {{ inlined }} (
     {{ observations_of_new_runs() }}
 ),
 
-new_steps as {{ inlined_on_citus() }} (
+new_steps as {{ inlined }} (
     select
         *,
         lag(observed_at) over new_in_order as previous_observed_at,
@@ -47,7 +50,7 @@ new_steps as {{ inlined_on_citus() }} (
 ),
 
 -- What a key's new observations would add to its open session, summed up without its history.
-touched_keys as {{ inlined_on_citus() }} (
+touched_keys as {{ inlined }} (
     select
         {{ key }},
         min(observed_at) as earliest_new_observation,
@@ -68,7 +71,7 @@ touched_keys as {{ inlined_on_citus() }} (
 ),
 
 -- Each touched key's latest stored session, by index look-up.
-open_sessions as {{ inlined_on_citus() }} (
+open_sessions as {{ inlined }} (
     select
         touched_keys.*,
         {%- for column in stored %}
@@ -90,7 +93,7 @@ open_sessions as {{ inlined_on_citus() }} (
 -- predecessor, agreeing with the session's image and pod uid. Then no boundary can appear, the session's most
 -- frequent image stays the most frequent, and its row is updated from what is stored. Anything else (late or
 -- out-of-order observations, a uid or image change, a new session) is recomputed exactly below.
-extended_sessions as {{ inlined_on_citus() }} (
+extended_sessions as {{ inlined }} (
     select
         {{ key }},
         open_session_start as session_start,
@@ -112,7 +115,7 @@ extended_sessions as {{ inlined_on_citus() }} (
 
 -- Sessions ending more than the gap before the earliest new observation cannot change; the earliest session
 -- that can, starts where recomputation starts. Per key, by index look-up.
-recompute_windows as {{ inlined_on_citus() }} (
+recompute_windows as {{ inlined }} (
     select
         {%- for column in session_key() %}
         open_sessions.{{ column }},
@@ -135,7 +138,7 @@ recompute_windows as {{ inlined_on_citus() }} (
 ),
 
 -- LATERAL keeps this a per-key index range scan, whatever the table's size.
-observations as {{ inlined_on_citus() }} (
+observations as {{ inlined }} (
     select window_observations.*
     from recompute_windows
     cross join lateral (
@@ -151,13 +154,13 @@ observations as {{ inlined_on_citus() }} (
 
 {% else %}
 
-observations as {{ inlined_on_citus() }} (
+observations as {{ inlined }} (
     select * from {{ ref('int_observations') }}
 ),
 
 {% endif %}
 
-observations_with_previous as {{ inlined_on_citus() }} (
+observations_with_previous as {{ inlined }} (
     select
         *,
         lag(observed_at) over by_key as previous_observed_at,
@@ -169,7 +172,7 @@ observations_with_previous as {{ inlined_on_citus() }} (
     window by_key as (partition by {{ key }} order by observed_at)
 ),
 
-session_starts as {{ inlined_on_citus() }} (
+session_starts as {{ inlined }} (
     select
         *,
         {{ starts_a_session('observed_at - previous_observed_at', 'pod_uid', 'previous_pod_uid') }}
@@ -177,7 +180,7 @@ session_starts as {{ inlined_on_citus() }} (
     from observations_with_previous
 ),
 
-session_numbers as {{ inlined_on_citus() }} (
+session_numbers as {{ inlined }} (
     select
         *,
         sum(session_start_marker) over (
@@ -188,7 +191,7 @@ session_numbers as {{ inlined_on_citus() }} (
     from session_starts
 ),
 
-recomputed_sessions as {{ inlined_on_citus() }} (
+recomputed_sessions as {{ inlined }} (
     select
         {{ key }},
         min(observed_at) as session_start,
@@ -202,7 +205,7 @@ recomputed_sessions as {{ inlined_on_citus() }} (
     group by {{ key }}, session_number
 ),
 
-sessions as {{ inlined_on_citus() }} (
+sessions as {{ inlined }} (
     select * from recomputed_sessions
     {%- if is_incremental() %}
 
@@ -212,7 +215,7 @@ sessions as {{ inlined_on_citus() }} (
     {%- endif %}
 ),
 
-final as {{ inlined_on_citus() }} (
+final as {{ inlined }} (
     select
         {{ session_id() }} as session_id,
         {{ key }},
