@@ -34,12 +34,14 @@ DISTRIBUTED = {
 }
 
 
-def citus_tables(conn: psycopg.Connection) -> dict[str, tuple[str, str, int]]:
+def citus_tables(conn: psycopg.Connection, schema: str = "raw") -> dict[str, tuple[str, str, int]]:
+    """The schema's Citus tables by name: (kind, distribution column, co-location group)."""
     return {
         name.split(".")[-1]: (kind, column, colocation)
         for name, kind, column, colocation in conn.execute(
             "select table_name::text, citus_table_type, distribution_column, colocation_id from citus_tables"
-            " where table_name::text like 'raw.%'"
+            " where table_name::text like %s",
+            (f"{schema}.%",),
         ).fetchall()
     }
 
@@ -197,16 +199,6 @@ INCREMENTAL_PER_USER = [
 RAW_ROW_TABLES = ("container_observations", "container_observations_overflow", "hub_servers")
 
 
-def mart_tables(conn: psycopg.Connection) -> dict[str, tuple[str, str, int]]:
-    return {
-        name.split(".")[-1]: (kind, column, colocation)
-        for name, kind, column, colocation in conn.execute(
-            "select table_name::text, citus_table_type, distribution_column, colocation_id from citus_tables"
-            " where table_name::text like 'analytics.%'"
-        ).fetchall()
-    }
-
-
 def relations_in(plan: object) -> set[str]:
     """The tables a plan (EXPLAIN's JSON) scans, by name without the shard number."""
     found: set[str] = set()
@@ -248,7 +240,8 @@ def test_the_marts_are_distributed_by_user_and_the_cycle_runs_on_the_workers(dat
     load_batch(conn, settings, batch(0), hub=hub(batch(0)))
     dbt(settings, "run", "--select", "+user_sessions", *DISTRIBUTED_MARTS)
     observations_group = citus_tables(conn)["container_observations"][2]
-    assert {name: mart_tables(conn).get(name) for name in DISTRIBUTED_MARTS} == {
+    marts = citus_tables(conn, "analytics")
+    assert {name: marts.get(name) for name in DISTRIBUTED_MARTS} == {
         name: ("distributed", column, observations_group) for name, column in DISTRIBUTED_MARTS.items()
     }
 
@@ -273,7 +266,8 @@ def test_the_marts_are_distributed_by_user_and_the_cycle_runs_on_the_workers(dat
         "select count(*) from analytics.user_sessions where last_hub_last_activity is not null"
     ).fetchone() == (6,)
     dbt(settings, "run", "--select", *DISTRIBUTED_MARTS, "--full-refresh")
-    assert {name: mart_tables(conn).get(name)[:2] for name in DISTRIBUTED_MARTS} == {
+    marts = citus_tables(conn, "analytics")
+    assert {name: marts[name][:2] for name in DISTRIBUTED_MARTS} == {
         name: ("distributed", column) for name, column in DISTRIBUTED_MARTS.items()
     }
     assert conn.execute("select count(*), sum(observation_count) from analytics.user_sessions").fetchone() == (6, 48)
