@@ -25,4 +25,5 @@ with_activity as (
             and observations.server_name = hub_activity.server_name
 )
 
+-- The staged columns, whatever they are, and the hub's activity: this model adds, never picks.
 select * from with_activity  -- noqa: AM04
